@@ -1,0 +1,76 @@
+"""The embedded default: scikit-learn's handwritten digits and a tiny Stable-Diffusion-architecture
+generator that jaxsets pretrains on a pool of digits disjoint from the classifier's data.
+
+  jaxsets run --config configs/digits.py --workdir runs/digits
+  jaxsets run --config configs/digits.py:smoke --workdir runs/smoke   # about a minute
+
+Variants (the text after the colon): "" (default), "smoke" (tiny, for tests and a quick look).
+"""
+import ml_collections
+
+
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+
+  # --- Data (jaxsets/data) --------------------------------------------------------------
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "digits"            # any TFDS image-classification name, "folder:PATH", "digits"
+  c.data.data_dir = ""              # TFDS data_dir ("" = TFDS default, ~/tensorflow_datasets)
+  c.data.image_size = 8             # the classifier's resolution; generated images are resized to it
+  c.data.channels = 1
+  c.data.train_per_class = 5        # low-data regime: real training images kept per class (0 = all)
+  c.data.imbalance_ratio = 1.0      # >1: long-tailed train split, class i keeps 1 -> 1/ratio
+  c.data.val_fraction = 0.3         # validation carved (stratified) from train when absent
+
+  # --- Classifier (jaxsets/classifier) --------------------------------------------------
+  c.classifier = ml_collections.ConfigDict()
+  c.classifier.model = "small_cnn"  # small_cnn | resnet20 | resnet56 | resnet18 | resnet50 | vit_small
+  c.classifier.batch_size = 64
+  c.classifier.baseline_steps = 300
+  c.classifier.finetune_steps = 60
+  c.classifier.learning_rate = 3e-3
+  c.classifier.finetune_learning_rate = 1e-3
+  c.classifier.weight_decay = 1e-4
+  c.classifier.finetune_from = "baseline"  # baseline: restart from the pretrained baseline each step; continue
+  c.classifier.augment = True
+
+  # --- Generator (jaxsets/generator) ----------------------------------------------------
+  c.generator = ml_collections.ConfigDict()
+  # "embedded" = the tiny model jaxsets pretrains (cached); otherwise a Hugging Face id or a
+  # local diffusers-format folder, e.g. "stabilityai/stable-diffusion-2-1-base".
+  c.generator.model = "embedded"
+  c.generator.cache_dir = ""        # "" = $JAXSETS_CACHE or ~/.cache/jaxsets
+  c.generator.dtype = "float32"     # float32 | bfloat16
+  c.generator.scheduler = "ddim"    # ddim | dpm_solver | euler | pndm
+  c.generator.num_inference_steps = 25
+  c.generator.guidance_scale = 3.0
+  c.generator.negative_prompt = ""
+  c.generator.max_prompt_length = 0  # 0 = the tokenizer's own limit (77 for real SD)
+
+  # How the embedded generator is pretrained (ignored for real SD weights).
+  c.pretrain = ml_collections.ConfigDict()
+  c.pretrain.steps = 3000
+  c.pretrain.vae_steps = 600
+  c.pretrain.batch_size = 64
+  c.pretrain.learning_rate = 2e-3
+  c.pretrain.ema_decay = 0.999
+  c.pretrain.image_size = 16        # digits are upsampled 8 -> 16; the VAE maps 16x16 to 8x8x4
+  c.pretrain.caption_dropout = 0.1
+  c.pretrain.seed = 0
+
+  # --- Prompt dictionary ----------------------------------------------------------------
+  c.prompts = ml_collections.ConfigDict()
+  c.prompts.template = "A {domain} of a {c1}, {c2}, and {c3}"
+  c.prompts.domains = ("photo", "drawing", "sketch", "painting")
+  c.prompts.class_names = ()        # () = the dataset's own class names
+
+  if variant == "smoke":
+    c.classifier.baseline_steps = 40
+    c.classifier.finetune_steps = 10
+    c.generator.num_inference_steps = 5
+    c.pretrain.steps = 30
+    c.pretrain.vae_steps = 20
+  elif variant:
+    raise ValueError(f"unknown variant {variant!r} of configs/digits.py: use '' or 'smoke'")
+  return c

@@ -1,0 +1,1 @@
+"""jaxsets: compact synthetic support sets with a PPO prompt agent and Stable Diffusion, in JAX."""

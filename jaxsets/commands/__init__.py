@@ -1,0 +1,1 @@
+"""One module per `jaxsets` subcommand: `add_arguments(parser)` and `run(args, config) -> exit code`."""
