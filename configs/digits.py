@@ -59,6 +59,33 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c.pretrain.caption_dropout = 0.1
   c.pretrain.seed = 0
 
+  # --- Agent (jaxsets/agent): PPO over a factorised (domain, c1, c2, c3) action ----------
+  c.agent = ml_collections.ConfigDict()
+  c.agent.hidden_sizes = (64, 64)
+  c.agent.autoregressive = False    # slot k's logits conditioned on the domain and slots < k
+  c.agent.learning_rate = 1e-3
+  c.agent.clip_eps = 0.2
+  c.agent.value_clip_eps = 0.0      # 0 = plain squared value loss (> 0: PPO2 value clipping)
+  c.agent.vf_coef = 0.5
+  c.agent.ent_coef = 0.01
+  c.agent.gamma = 0.99
+  c.agent.gae_lambda = 0.95
+  c.agent.epochs = 4
+  c.agent.minibatches = 4           # need not divide T*E: each epoch drops the remainder at random
+  c.agent.max_grad_norm = 0.5
+  c.agent.normalize_advantages = True
+  c.agent.num_envs = 4              # environments (classifier copies) stepped together
+  c.agent.episodes = 5
+  c.agent.observation = ml_collections.ConfigDict()
+  c.agent.observation.per_class_entropy = False  # + n values: per-class entropy / log(n)
+  c.agent.observation.support_counts = True      # + n values: support images per class / budget
+
+  # --- Reward: w_acc * dAccuracy - w_ent * dEntropy on the validation split -----------------
+  c.reward = ml_collections.ConfigDict()
+  c.reward.w_acc = 1.0
+  c.reward.w_ent = 1.0
+  c.reward.entropy = "mean_predictive"  # mean_predictive | per_class_accuracy_entropy
+
   # --- Prompt dictionary ----------------------------------------------------------------
   c.prompts = ml_collections.ConfigDict()
   c.prompts.template = "A {domain} of a {c1}, {c2}, and {c3}"
@@ -71,6 +98,11 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c.generator.num_inference_steps = 5
     c.pretrain.steps = 30
     c.pretrain.vae_steps = 20
+    c.agent.hidden_sizes = (32, 32)
+    c.agent.num_envs = 2
+    c.agent.episodes = 1
+    c.agent.epochs = 2
+    c.agent.minibatches = 2
   elif variant:
     raise ValueError(f"unknown variant {variant!r} of configs/digits.py: use '' or 'smoke'")
   return c

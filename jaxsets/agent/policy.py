@@ -1,0 +1,161 @@
+"""The actor-critic of the prompt agent (Flax linen) and its pure entry points.
+
+Observation: float32 [..., obs_dim] (any leading batch dims, e.g. [E, obs_dim] for E parallel
+environments). Action: int32 [..., 4] = (domain, c1, c2, c3).
+
+Separate actor and critic MLP torsos (tanh), orthogonal init as in common PPO practice (hidden
+layers gain sqrt(2), policy heads 0.01 so the initial policy is near uniform, value head 1.0),
+zero biases. Heads: domain (|D| logits) and one per class slot (n logits each). When
+`autoregressive`, slot k sees the actor features plus learned embeddings of the domain and of
+slots < k, through one tanh layer of its own: sampling then runs head by head, and log_prob of a
+given action uses teacher forcing (the same conditionals), so both agree exactly.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+from flax.training import train_state
+
+from jaxsets.agent import distributions
+from jaxsets.agent.config import PPOConfig
+
+_orth = nn.initializers.orthogonal
+_zeros = nn.initializers.zeros
+
+
+class ActorCritic(nn.Module):
+  num_domains: int
+  num_classes: int
+  hidden_sizes: Sequence[int] = (64, 64)
+  autoregressive: bool = False
+
+  def setup(self):
+    dense = lambda size, gain: nn.Dense(size, kernel_init=_orth(gain), bias_init=_zeros)
+    self.actor_layers = [dense(h, math.sqrt(2.0)) for h in self.hidden_sizes]
+    self.critic_layers = [dense(h, math.sqrt(2.0)) for h in self.hidden_sizes]
+    self.value_head = dense(1, 1.0)
+    self.domain_head = dense(self.num_domains, 0.01)
+    self.slot_heads = [dense(self.num_classes, 0.01) for _ in range(distributions.NUM_SLOTS)]
+    if self.autoregressive:
+      width = self.hidden_sizes[-1]
+      embed_init = nn.initializers.normal(stddev=1.0)
+      self.domain_embed = nn.Embed(self.num_domains, width, embedding_init=embed_init)
+      # c1 and c2 condition later slots; c3 conditions nothing.
+      self.slot_embeds = [nn.Embed(self.num_classes, width, embedding_init=embed_init)
+                          for _ in range(distributions.NUM_SLOTS - 1)]
+      self.slot_mix = [dense(width, math.sqrt(2.0)) for _ in range(distributions.NUM_SLOTS)]
+
+  @staticmethod
+  def _mlp(layers, x):
+    for layer in layers:
+      x = nn.tanh(layer(x))
+    return x
+
+  def features(self, obs: jax.Array) -> jax.Array:
+    """Actor torso: [..., obs_dim] -> [..., hidden_sizes[-1]]."""
+    return self._mlp(self.actor_layers, obs)
+
+  def value(self, obs: jax.Array) -> jax.Array:
+    """Critic: [..., obs_dim] -> float32 [...]."""
+    return self.value_head(self._mlp(self.critic_layers, obs))[..., 0]
+
+  def slot_logits(self, h: jax.Array, action: jax.Array, k: int) -> jax.Array:
+    """Logits of class slot k (0, 1, 2) given features h [..., H] and the action's domain and
+    slots < k (action int32 [..., 4]; later entries are ignored) -> [..., n]."""
+    if not self.autoregressive:
+      return self.slot_heads[k](h)
+    z = h + self.domain_embed(action[..., 0])
+    for j in range(k):
+      z = z + self.slot_embeds[j](action[..., 1 + j])
+    return self.slot_heads[k](nn.tanh(self.slot_mix[k](z)))
+
+  def __call__(self, obs: jax.Array, action: jax.Array):
+    """Teacher-forced distribution of `action` and the value: (FactorisedCategorical, [...])."""
+    h = self.features(obs)
+    class_logits = jnp.stack(
+        [self.slot_logits(h, action, k) for k in range(distributions.NUM_SLOTS)], axis=-2)
+    dist = distributions.FactorisedCategorical(self.domain_head(h), class_logits)
+    return dist, self.value(obs)
+
+  def _decode(self, obs: jax.Array, pick: Callable[[jax.Array, int], jax.Array]):
+    """Chooses the action head by head with `pick(logits, head_index)`; returns the
+    distribution of the conditionals actually used, the action and the value."""
+    h = self.features(obs)
+    domain_logits = self.domain_head(h)
+    action = jnp.zeros(h.shape[:-1] + (distributions.ACTION_SIZE,), jnp.int32)
+    action = action.at[..., 0].set(pick(domain_logits, 0))
+    slot_logits = []
+    for k in range(distributions.NUM_SLOTS):
+      logits = self.slot_logits(h, action, k)
+      slot_logits.append(logits)
+      action = action.at[..., 1 + k].set(pick(logits, 1 + k))
+    dist = distributions.FactorisedCategorical(domain_logits, jnp.stack(slot_logits, axis=-2))
+    return dist, action, self.value(obs)
+
+  def sample(self, obs: jax.Array, key: jax.Array):
+    """-> (action int32 [..., 4], log_prob [...], value [...])."""
+    keys = jax.random.split(key, distributions.ACTION_SIZE)
+    dist, action, value = self._decode(
+        obs, lambda logits, i: distributions.sample_head(logits, keys[i]))
+    return action, dist.log_prob(action), value
+
+  def greedy(self, obs: jax.Array) -> jax.Array:
+    """Head-by-head argmax (for an autoregressive policy, the greedy decode, which need not be
+    the joint mode) -> int32 [..., 4]."""
+    return self._decode(obs, lambda logits, i: distributions.mode_head(logits))[1]
+
+
+class AgentState(train_state.TrainState):
+  """params + Adam state + step; `network` (static) rebuilds nothing on restore: make it with
+  `make_network` from the same config and pass `network=` to `AgentState.create`."""
+  network: ActorCritic = struct.field(pytree_node=False, default=None)
+
+
+def make_network(num_domains: int, num_classes: int, cfg: PPOConfig) -> ActorCritic:
+  if num_domains < 1 or num_classes < 1:
+    raise ValueError(f"the agent needs >= 1 domain and >= 1 class, got {num_domains} domains "
+                     f"and {num_classes} classes.")
+  return ActorCritic(num_domains=num_domains, num_classes=num_classes,
+                     hidden_sizes=tuple(cfg.hidden_sizes), autoregressive=cfg.autoregressive)
+
+
+def make_optimizer(cfg: PPOConfig) -> optax.GradientTransformation:
+  return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm),
+                     optax.adam(cfg.learning_rate, eps=1e-5))
+
+
+def init_agent(key: jax.Array, obs_dim: int, num_domains: int, num_classes: int,
+               cfg: PPOConfig) -> AgentState:
+  """Fresh agent: params from `key`, optimiser chain(clip_by_global_norm, adam)."""
+  network = make_network(num_domains, num_classes, cfg)
+  params = network.init(key, jnp.zeros((obs_dim,), jnp.float32),
+                        jnp.zeros((distributions.ACTION_SIZE,), jnp.int32))["params"]
+  return AgentState.create(apply_fn=network.apply, params=params, tx=make_optimizer(cfg),
+                           network=network)
+
+
+@functools.partial(jax.jit, static_argnames=("network",))
+def act(params, obs: jax.Array, key: jax.Array, *, network: ActorCritic):
+  """Samples an action: obs [..., obs_dim] -> (action int32 [..., 4], log_prob [...],
+  value [...]). One key serves a whole batch (rows get independent draws)."""
+  return network.apply({"params": params}, obs, key, method=ActorCritic.sample)
+
+
+@functools.partial(jax.jit, static_argnames=("network",))
+def greedy_action(params, obs: jax.Array, *, network: ActorCritic) -> jax.Array:
+  """The deterministic roll-out's action: obs [..., obs_dim] -> int32 [..., 4]."""
+  return network.apply({"params": params}, obs, method=ActorCritic.greedy)
+
+
+@functools.partial(jax.jit, static_argnames=("network",))
+def evaluate_actions(params, obs: jax.Array, action: jax.Array, *, network: ActorCritic):
+  """(log_prob [...], entropy [...], value [...]) of given actions under the current policy."""
+  dist, value = network.apply({"params": params}, obs, action)
+  return dist.log_prob(action), dist.entropy(), value
