@@ -137,8 +137,11 @@ def init_agent(key: jax.Array, obs_dim: int, num_domains: int, num_classes: int,
   network = make_network(num_domains, num_classes, cfg)
   params = network.init(key, jnp.zeros((obs_dim,), jnp.float32),
                         jnp.zeros((distributions.ACTION_SIZE,), jnp.int32))["params"]
-  return AgentState.create(apply_fn=network.apply, params=params, tx=make_optimizer(cfg),
-                           network=network)
+  state = AgentState.create(apply_fn=network.apply, params=params, tx=make_optimizer(cfg),
+                            network=network)
+  # TrainState.create leaves step a Python int, which jit sees as a weak-typed scalar: the
+  # updated state (a strong int32 array) would then compile ppo_update a second time.
+  return state.replace(step=jnp.zeros((), jnp.int32))
 
 
 @functools.partial(jax.jit, static_argnames=("network",))

@@ -154,7 +154,7 @@ def ppo_update(state: AgentState, traj: Transition, last_value: jax.Array, key: 
 
   def minibatch_step(state, batch):
     (_, metrics), grads = grad_fn(state.params, state.apply_fn, batch, cfg=cfg)
-    metrics["grad_norm"] = optax.global_norm(grads)
+    metrics["grad_norm"] = optax.tree.norm(grads)
     return state.apply_gradients(grads=grads), metrics
 
   def epoch_step(state, epoch_key):

@@ -1,0 +1,108 @@
+"""PPO loss pieces by hand; ppo_update's determinism, trace count and shapes."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsets.agent import PPOConfig, Minibatch, Transition, act, init_agent, ppo_loss, ppo_update
+from jaxsets.agent.ppo import clipped_policy_loss, value_loss
+
+
+def test_clipped_policy_loss_by_hand():
+  # eps = 0.2, so the ratio is clipped to [0.8, 1.2].
+  ratio = jnp.array([1.5, 1.5, 0.5, 0.5, 1.1])
+  adv = jnp.array([1.0, -1.0, 1.0, -1.0, 2.0])
+  old_lp = jnp.array([-1.0, -2.0, -0.5, -3.0, -1.2])
+  lp = old_lp + jnp.log(ratio)
+  # per sample min(r A, clip(r) A):
+  #   r=1.5, A=+1: min(1.5, 1.2)   =  1.2   (clipped: no gradient)
+  #   r=1.5, A=-1: min(-1.5, -1.2) = -1.5   (unclipped: the pessimistic side)
+  #   r=0.5, A=+1: min(0.5, 0.8)   =  0.5   (unclipped)
+  #   r=0.5, A=-1: min(-0.5, -0.8) = -0.8   (clipped: no gradient)
+  #   r=1.1, A=+2: min(2.2, 2.2)   =  2.2   (inside the range)
+  # loss = -(1.2 - 1.5 + 0.5 - 0.8 + 2.2) / 5 = -1.6 / 5 = -0.32
+  loss, approx_kl, clip_fraction = clipped_policy_loss(lp, old_lp, adv, 0.2)
+  np.testing.assert_allclose(loss, -0.32, rtol=1e-5)
+  np.testing.assert_allclose(clip_fraction, 0.8)  # 4 of 5 ratios outside [0.8, 1.2]
+  # approx_kl = mean(r - 1 - log r)
+  r = np.array([1.5, 1.5, 0.5, 0.5, 1.1])
+  np.testing.assert_allclose(approx_kl, np.mean(r - 1 - np.log(r)), rtol=1e-5)
+  # d loss / d log_prob_i = -(1/5) * r_i * A_i where unclipped, 0 where clipped:
+  #   [0, -(1/5)(1.5)(-1) = 0.3, -(1/5)(0.5)(1) = -0.1, 0, -(1/5)(1.1)(2) = -0.44]
+  grad = jax.grad(lambda x: clipped_policy_loss(x, old_lp, adv, 0.2)[0])(lp)
+  np.testing.assert_allclose(grad, [0.0, 0.3, -0.1, 0.0, -0.44], rtol=1e-5, atol=1e-7)
+
+
+def test_value_loss_plain_and_clipped_by_hand():
+  value = jnp.array([1.0, 0.0, 2.0])
+  old_value = jnp.array([0.5, 0.5, 2.0])
+  returns = jnp.array([2.0, 1.0, 1.0])
+  # plain: 0.5 * mean([(1-2)^2, (0-1)^2, (2-1)^2]) = 0.5 * 1 = 0.5
+  np.testing.assert_allclose(value_loss(value, old_value, returns, 0.0), 0.5)
+  # clipped, eps = 0.2: V_clip = old + clip(V - old, +-0.2) = [0.7, 0.3, 2.0]
+  #   max((1-2)^2, (0.7-2)^2) = 1.69; max((0-1)^2, (0.3-1)^2) = 1.0; max(1, 1) = 1
+  #   0.5 * (1.69 + 1 + 1) / 3 = 0.615
+  np.testing.assert_allclose(value_loss(value, old_value, returns, 0.2), 0.615, rtol=1e-6)
+
+
+def test_ppo_loss_combines_terms():
+  cfg = PPOConfig(hidden_sizes=(8,), vf_coef=0.5, ent_coef=0.01)
+  state = init_agent(jax.random.key(0), 4, 2, 3, cfg)
+  obs = jax.random.uniform(jax.random.key(1), (5, 4))
+  action, log_prob, value = act(state.params, obs, jax.random.key(2), network=state.network)
+  batch = Minibatch(obs, action, log_prob, value, advantage=jnp.arange(5.0) - 2.0,
+                    returns=value + 1.0)
+  loss, m = ppo_loss(state.params, state.apply_fn, batch, cfg=cfg)
+  # Same params as when acting: ratio = 1, nothing clipped, KL = 0, policy loss = -mean(A) = 0,
+  # value loss = 0.5 * 1^2.
+  np.testing.assert_allclose(m["approx_kl"], 0.0, atol=1e-6)
+  np.testing.assert_allclose(m["clip_fraction"], 0.0)
+  np.testing.assert_allclose(m["policy_loss"], 0.0, atol=1e-6)
+  np.testing.assert_allclose(m["value_loss"], 0.5, rtol=1e-5)
+  np.testing.assert_allclose(loss, m["policy_loss"] + 0.5 * m["value_loss"] - 0.01 * m["entropy"],
+                             rtol=1e-5)
+
+
+def _trajectory(key, state, T, E, obs_dim):
+  k_obs, k_act, k_rew, k_done = jax.random.split(key, 4)
+  obs = jax.random.uniform(k_obs, (T, E, obs_dim))
+  action, log_prob, value = act(state.params, obs, k_act, network=state.network)
+  reward = jax.random.normal(k_rew, (T, E))
+  done = jnp.zeros((T, E), bool).at[-1].set(True)
+  return Transition(obs, action, reward, done, value, log_prob)
+
+
+@pytest.mark.parametrize("T,E", [(6, 2), (5, 1)])
+def test_ppo_update_deterministic_and_compiled_once(T, E):
+  cfg = PPOConfig(hidden_sizes=(16,), epochs=2, minibatches=3)  # 3 need not divide T * E
+  state = init_agent(jax.random.key(0), 5, 3, 4, cfg)
+  traj = _trajectory(jax.random.key(1), state, T, E, 5)
+  last_value = jnp.zeros((E,))
+  size_before = ppo_update._cache_size()
+  s1, m1 = ppo_update(state, traj, last_value, jax.random.key(7), cfg=cfg)
+  s2, m2 = ppo_update(state, traj, last_value, jax.random.key(7), cfg=cfg)
+  for a, b in zip(jax.tree.leaves((s1.params, s1.opt_state, m1)),
+                  jax.tree.leaves((s2.params, s2.opt_state, m2))):
+    np.testing.assert_array_equal(a, b)
+  assert int(s1.step) == cfg.epochs * cfg.minibatches
+  assert set(m1) >= {"loss", "policy_loss", "value_loss", "entropy", "approx_kl",
+                     "clip_fraction", "grad_norm", "explained_variance"}
+  assert all(np.shape(v) == () and np.isfinite(v) for v in m1.values())
+  # The parameters moved, and another key shuffles differently.
+  assert any(not np.array_equal(a, b) for a, b in
+             zip(jax.tree.leaves(state.params), jax.tree.leaves(s1.params)))
+  s3, _ = ppo_update(state, traj, last_value, jax.random.key(8), cfg=cfg)
+  assert any(not np.array_equal(a, b) for a, b in
+             zip(jax.tree.leaves(s1.params), jax.tree.leaves(s3.params)))
+  # New data, the updated state and a new key: no new compilation.
+  traj2 = _trajectory(jax.random.key(2), s1, T, E, 5)
+  ppo_update(s1, traj2, last_value + 1.0, jax.random.key(9), cfg=cfg)
+  assert ppo_update._cache_size() == size_before + 1
+
+
+def test_ppo_update_refuses_too_few_rows():
+  cfg = PPOConfig(hidden_sizes=(8,), minibatches=4)
+  state = init_agent(jax.random.key(0), 3, 2, 2, cfg)
+  traj = _trajectory(jax.random.key(1), state, 1, 2, 3)
+  with pytest.raises(ValueError, match="minibatches"):
+    ppo_update(state, traj, jnp.zeros((2,)), jax.random.key(0), cfg=cfg)
