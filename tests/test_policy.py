@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from jaxsets.agent import PPOConfig, act, evaluate_actions, greedy_action, init_agent
+from jaxsets.agent import value as value_fn
 from jaxsets.agent.distributions import FactorisedCategorical
 
 D, N, OBS = 3, 5, 7
@@ -67,6 +68,7 @@ def test_act_shapes_and_log_prob_consistency(autoregressive):
   lp2, entropy, value2 = evaluate_actions(state.params, obs, action, network=state.network)
   np.testing.assert_allclose(lp2, log_prob, rtol=1e-6, atol=1e-6)
   np.testing.assert_allclose(value2, value, rtol=1e-6)
+  np.testing.assert_allclose(value_fn(state.params, obs, network=state.network), value, rtol=1e-6)
   # Near-uniform initial policy (heads initialised with gain 0.01).
   np.testing.assert_allclose(entropy, np.log(D) + 3 * np.log(N), rtol=1e-3)
   # Unbatched and vmapped use agree with the batched call.

@@ -5,6 +5,7 @@ Public API (pure functions of arrays; the loop in jaxsets/loop drives them):
   init_agent(key, obs_dim, num_domains, num_classes, cfg) -> AgentState
   act(params, obs, key, *, network) -> (action int32 [..., 4], log_prob [...], value [...])
   greedy_action(params, obs, *, network) -> action int32 [..., 4]
+  value(params, obs, *, network) -> float32 [...]
   ppo_update(state, traj, last_value, key, *, cfg) -> (state, metrics)
   reward(before, after, *, w_acc, w_ent, entropy) -> (r, finite); check_finite(r, finite)
   make_observation(metrics, num_synthetic, class_counts, *, budget, cfg); observation_size(n, cfg)
@@ -12,7 +13,7 @@ Public API (pure functions of arrays; the loop in jaxsets/loop drives them):
 from jaxsets.agent.config import ObservationConfig, PPOConfig
 from jaxsets.agent.observation import make_observation, observation_size
 from jaxsets.agent.policy import (ActorCritic, AgentState, act, evaluate_actions, greedy_action,
-                                  init_agent, make_network)
+                                  init_agent, make_network, value)
 from jaxsets.agent.ppo import Minibatch, Transition, gae, ppo_loss, ppo_update
 from jaxsets.agent.reward import (ENTROPY_FNS, NonFiniteRewardError, RewardConfig, check_finite,
                                   register_entropy, reward, reward_from_config)

@@ -158,6 +158,13 @@ def greedy_action(params, obs: jax.Array, *, network: ActorCritic) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("network",))
+def value(params, obs: jax.Array, *, network: ActorCritic) -> jax.Array:
+  """V(obs): [..., obs_dim] -> float32 [...] (e.g. the `last_value` that ppo_update bootstraps
+  from when the trajectory stops mid-episode)."""
+  return network.apply({"params": params}, obs, method=ActorCritic.value)
+
+
+@functools.partial(jax.jit, static_argnames=("network",))
 def evaluate_actions(params, obs: jax.Array, action: jax.Array, *, network: ActorCritic):
   """(log_prob [...], entropy [...], value [...]) of given actions under the current policy."""
   dist, value = network.apply({"params": params}, obs, action)
