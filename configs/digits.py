@@ -15,7 +15,11 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
 
   # --- Data (jaxsets/data) --------------------------------------------------------------
   c.data = ml_collections.ConfigDict()
-  c.data.name = "digits"            # any TFDS image-classification name, "folder:PATH", "digits"
+  # "digits" (embedded), any TFDS image-classification name ("cifar10", "imagenet_resized/64x64"),
+  # or "folder:PATH" for your own images: PATH/<class>/*, PATH/train|validation|test/<class>/*,
+  # or Tiny-ImageNet's layout (wnids.txt, words.txt, val/val_annotations.txt). Offline: set
+  # data_dir to a prepared TFDS copy (JAXSETS_OFFLINE=1 never tries to download).
+  c.data.name = "digits"
   c.data.data_dir = ""              # TFDS data_dir ("" = TFDS default, ~/tensorflow_datasets)
   c.data.image_size = 8             # the classifier's resolution; generated images are resized to it
   c.data.channels = 1
@@ -33,7 +37,10 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c.classifier.finetune_learning_rate = 1e-3
   c.classifier.weight_decay = 1e-4
   c.classifier.finetune_from = "baseline"  # baseline: restart from the pretrained baseline each step; continue
-  c.classifier.augment = True
+  c.classifier.augment = True       # random crop (below) inside jit
+  c.classifier.crop_padding = 1     # pixels of zero padding before the random crop (4 for 32x32)
+  c.classifier.hflip = False        # never flip digits; True for natural images (cifar10, ...)
+  c.classifier.label_smoothing = 0.1  # 300 steps, all train data: test acc 0.984-0.993 (3 seeds)
 
   # --- Generator (jaxsets/generator) ----------------------------------------------------
   c.generator = ml_collections.ConfigDict()
