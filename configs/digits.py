@@ -57,12 +57,13 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
 
   # How the embedded generator is pretrained (ignored for real SD weights).
   c.pretrain = ml_collections.ConfigDict()
-  c.pretrain.steps = 3000
-  c.pretrain.vae_steps = 600
+  c.pretrain.steps = 2000
+  c.pretrain.vae_steps = 400
   c.pretrain.batch_size = 64
   c.pretrain.learning_rate = 2e-3
   c.pretrain.ema_decay = 0.999
-  c.pretrain.image_size = 16        # digits are upsampled 8 -> 16; the VAE maps 16x16 to 8x8x4
+  c.pretrain.p_triple = 0.5         # share of three-class captions (blends led by c1)
+  c.pretrain.min_snr_gamma = 5.0    # Min-SNR loss weighting; 0 = plain MSE
   c.pretrain.caption_dropout = 0.1
   c.pretrain.seed = 0
 

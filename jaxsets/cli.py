@@ -5,28 +5,30 @@ import argparse
 import importlib
 import sys
 
-# Subcommand name -> module in jaxsets.commands with `add_arguments(parser)` and `run(args, config)`.
+# Subcommand -> (module in jaxsets.commands with `add_arguments(parser)` and `run(args, config)`,
+# one-line help). Modules are imported only for the command that runs: `jaxsets --help` stays fast.
 COMMANDS = {
-    "pretrain-generator": "pretrain_generator",
-    "generate": "generate",
-    "baseline": "baseline",
+    "pretrain-generator": ("pretrain_generator", "pretrain the embedded generator (cached)"),
+    "generate": ("generate", "generate images for a prompt and write PNGs + a grid"),
+    "baseline": ("baseline", "train the classifier on real data only; write baseline.json"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv=None) -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="jaxsets",
       description="Compact synthetic support sets: a PPO agent prompts Stable Diffusion (JAX).",
       epilog="Config values are overridden with --config.KEY.SUBKEY=VALUE, e.g. --config.seed=3.")
   sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-  for name, module_name in COMMANDS.items():
-    module = importlib.import_module(f"jaxsets.commands.{module_name}")
-    p = sub.add_parser(name, help=module.__doc__.strip().splitlines()[0],
-                       description=module.__doc__)
+  chosen = next((a for a in (argv or []) if a in COMMANDS), None)
+  for name, (module_name, help_text) in COMMANDS.items():
+    p = sub.add_parser(name, help=help_text, description=help_text)
     p.add_argument("--config", required=True, metavar="FILE[:ARG]",
                    help="ml_collections config file, e.g. configs/digits.py or configs/digits.py:smoke")
-    module.add_arguments(p)
-    p.set_defaults(module=module)
+    if name == chosen:
+      module = importlib.import_module(f"jaxsets.commands.{module_name}")
+      module.add_arguments(p)
+      p.set_defaults(module=module)
   return parser
 
 
@@ -35,7 +37,7 @@ def main(argv=None) -> int:
   from jaxsets.errors import UserError
 
   argv = list(sys.argv[1:] if argv is None else argv)
-  parser = build_parser()
+  parser = build_parser(argv)
   # `--config.a.b=v` overrides are not argparse options: take them out first.
   overrides = _pair_overrides(argv)
   args = parser.parse_args([a for a in argv if a not in overrides])

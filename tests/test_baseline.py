@@ -37,12 +37,3 @@ def test_bad_input_writes_nothing(tmp_path):
   with pytest.raises(UserError, match="train_per_class=500"):
     run(tmp_path, "--config.data.train_per_class=500")
   assert not (tmp_path / "wd" / "baseline.json").exists()
-
-
-def test_atomic_write_keeps_old_file_on_failure(tmp_path):
-  path = tmp_path / "baseline.json"
-  baseline.write_json_atomic(str(path), {"a": 1})
-  with pytest.raises(TypeError):
-    baseline.write_json_atomic(str(path), {"a": object()})
-  assert json.loads(path.read_text()) == {"a": 1}
-  assert [p.name for p in tmp_path.iterdir()] == ["baseline.json"]

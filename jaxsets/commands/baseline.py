@@ -5,32 +5,16 @@ test accuracy is read once, at the end; validation metrics are reported beside i
 """
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 import time
+
+from jaxsets import atomic
 
 
 def add_arguments(parser) -> None:
   parser.add_argument("--workdir", required=True, metavar="DIR",
                       help="folder for baseline.json (created if missing)")
   parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
-
-
-def write_json_atomic(path: str, payload: dict) -> None:
-  """Writes `payload` to a temporary file beside `path`, then renames it: a reader never sees
-  half a file, and a crash leaves the previous version."""
-  folder = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(prefix=".baseline.", suffix=".json.tmp", dir=folder)
-  try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(payload, f, indent=2)
-      f.write("\n")
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
 
 
 def run(args, config) -> int:
@@ -77,7 +61,7 @@ def run(args, config) -> int:
   }
   os.makedirs(args.workdir, exist_ok=True)
   path = os.path.join(args.workdir, "baseline.json")
-  write_json_atomic(path, result)
+  atomic.write_json(path, result)
   print(f"baseline {cfg.model} on {splits.name}: test accuracy {result['test_accuracy']:.4f} "
         f"(validation {result['validation_accuracy']:.4f}, {result['num_train']} training "
         f"images, {seconds:.1f} s) -> {path}")

@@ -1,0 +1,10 @@
+"""The text-to-image generator: real Stable Diffusion (diffusers' Flax models) or the embedded one.
+
+Only jaxsets/generator/hf.py imports diffusers or transformers.
+"""
+from jaxsets.generator.generator import Generator, sampler_config
+from jaxsets.generator.loading import ensure_embedded, load_generator
+from jaxsets.generator.sampler import SamplerConfig, make_sampler
+
+__all__ = ["Generator", "SamplerConfig", "ensure_embedded", "load_generator", "make_sampler",
+           "sampler_config"]
