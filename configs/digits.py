@@ -94,6 +94,14 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c.reward.w_ent = 1.0
   c.reward.entropy = "mean_predictive"  # mean_predictive | per_class_accuracy_entropy
 
+  # --- The loop (jaxsets/loop) ----------------------------------------------------------
+  c.loop = ml_collections.ConfigDict()
+  c.loop.images_per_step = 10       # images generated per agent step (paper: 10)
+  c.loop.budget = 400               # support-set size N_syn (paper: ~400): budget/images_per_step steps
+  c.loop.checkpoint_every = 1       # steps between checkpoints (and always at phase ends)
+  c.loop.eval_repeats = 3           # fine-tunes (different minibatch keys) averaged per test arm
+  c.loop.keep_checkpoints = 2
+
   # --- Prompt dictionary ----------------------------------------------------------------
   c.prompts = ml_collections.ConfigDict()
   c.prompts.template = "A {domain} of a {c1}, {c2}, and {c3}"
@@ -103,9 +111,11 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   if variant == "smoke":
     c.classifier.baseline_steps = 40
     c.classifier.finetune_steps = 10
-    c.generator.num_inference_steps = 5
-    c.pretrain.steps = 30
-    c.pretrain.vae_steps = 20
+    c.generator.num_inference_steps = 10
+    c.loop.budget = 40              # 4 steps of 10 images
+    c.loop.eval_repeats = 1
+    # The generator keeps the default pretraining, so a smoke run shares its cache; the tests
+    # shrink it further with --config.pretrain.* overrides.
     c.agent.hidden_sizes = (32, 32)
     c.agent.num_envs = 2
     c.agent.episodes = 1

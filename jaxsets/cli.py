@@ -11,6 +11,8 @@ COMMANDS = {
     "pretrain-generator": ("pretrain_generator", "pretrain the embedded generator (cached)"),
     "generate": ("generate", "generate images for a prompt and write PNGs + a grid"),
     "baseline": ("baseline", "train the classifier on real data only; write baseline.json"),
+    "run": ("run", "the whole method on one seed (resumable): support set, results, report"),
+    "compare": ("compare", "baseline / random / rl over several seeds with 95%% intervals"),
 }
 
 

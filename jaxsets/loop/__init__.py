@@ -1,0 +1,1 @@
+"""The RL environment and the driver: prompts, support sets, retraining, reward, checkpoints."""

@@ -1,0 +1,69 @@
+"""The `jaxsets` command: help lists the subcommands; bad input is one clear line and exit 2."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from jaxsets import cli, config_loading
+from jaxsets.config_loading import ConfigError
+
+
+def jaxsets(*args, env=None):
+  return subprocess.run([sys.executable, "-m", "jaxsets.cli", *args], capture_output=True,
+                        text=True, env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_help_lists_every_subcommand():
+  out = jaxsets("--help")
+  assert out.returncode == 0
+  for name in ("pretrain-generator", "generate", "baseline", "run", "compare"):
+    assert name in out.stdout
+
+
+def test_generate_refuses_zero_images(tmp_path):
+  out = jaxsets("generate", "--config", "configs/digits.py", "--prompt", "A photo of a one",
+                "--num-images", "0", "--out", str(tmp_path / "o"))
+  assert out.returncode == 2
+  assert "--num-images must be at least 1" in out.stderr
+  assert not (tmp_path / "o").exists()
+
+
+def test_generate_without_a_built_generator_says_how(tmp_path):
+  out = jaxsets("generate", "--config", "configs/digits.py", "--prompt", "A photo of a one",
+                "--out", str(tmp_path / "o"), env={"JAXSETS_CACHE": str(tmp_path / "cache")})
+  assert out.returncode == 2
+  assert "jaxsets pretrain-generator --config" in out.stderr
+  assert not any((tmp_path / "o").iterdir())
+
+
+def test_missing_config_file_and_typo_key():
+  out = jaxsets("baseline", "--config", "configs/digitz.py", "--workdir", "/tmp/x")
+  assert out.returncode == 2 and "does not exist" in out.stderr and "configs/digits.py" in out.stderr
+  out = jaxsets("baseline", "--config", "configs/digits.py", "--workdir", "/tmp/x",
+                "--config.loop.budjet=10")
+  assert out.returncode == 2 and "unknown config key" in out.stderr and "config.loop.budget" in out.stderr
+
+
+def test_override_types_are_checked():
+  config = config_loading.load_config_file("configs/digits.py")
+  config_loading.apply_overrides(config, ["--config.loop.budget", "200", "--config.seed=3",
+                                          "--config.prompts.domains=photo,sketch"])
+  assert config.loop.budget == 200 and config.seed == 3
+  assert config.prompts.domains == ("photo", "sketch")
+  with pytest.raises(ConfigError, match="expected int"):
+    config_loading.apply_overrides(config, ["--config.loop.budget=lots"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("--config.loop.budget=45", "not a multiple"),
+    ("--config.loop.images_per_step=0", "at least 1"),
+    ("--config.loop.budget=-10", "at least 1"),
+])
+def test_bad_loop_values_are_refused_before_work(override, message):
+  from jaxsets.errors import UserError
+  from jaxsets.loop.setup import check_loop_config
+  config = config_loading.load_config_file("configs/digits.py")
+  config_loading.apply_overrides(config, [override])
+  with pytest.raises(UserError, match=message):
+    check_loop_config(config)
