@@ -84,6 +84,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c.agent.normalize_advantages = True
   c.agent.num_envs = 4              # environments (classifier copies) stepped together
   c.agent.episodes = 5
+  c.agent.update_every = 10         # steps between PPO updates (0 = once per episode)
   c.agent.observation = ml_collections.ConfigDict()
   c.agent.observation.per_class_entropy = False  # + n values: per-class entropy / log(n)
   c.agent.observation.support_counts = True      # + n values: support images per class / budget
@@ -119,6 +120,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c.agent.hidden_sizes = (32, 32)
     c.agent.num_envs = 2
     c.agent.episodes = 1
+    c.agent.update_every = 2
     c.agent.epochs = 2
     c.agent.minibatches = 2
   elif variant:

@@ -1,0 +1,29 @@
+"""Run the whole method (resumable): pretrain the generator if needed, train the PPO prompt agent,
+build the support set with its greedy roll-out, and compare baseline / random / rl on the test split.
+
+Running the same command again on the same workdir resumes from the latest good checkpoint.
+"""
+from __future__ import annotations
+
+
+def add_arguments(parser) -> None:
+  parser.add_argument("--workdir", required=True, metavar="DIR", help="checkpoints and outputs")
+  parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args, config) -> int:
+  from jaxsets.atomic import check_writable_dir
+  from jaxsets.loop.driver import Preempted
+  from jaxsets.loop.run import run as run_method
+
+  check_writable_dir(args.workdir, "workdir")
+  try:
+    results = run_method(config, args.workdir, quiet=args.no_progress)
+  except Preempted as e:
+    print(f"jaxsets run: stopped at step {e.args[0]} and saved; run the same command to resume.")
+    return 143
+  acc = results["test_accuracy"]
+  print(f"test accuracy  baseline {acc['baseline']:.4f}  random {acc['random']:.4f}  "
+        f"rl {acc['rl']:.4f}  ({results['num_synthetic']} synthetic images, seed {results['seed']})")
+  print(f"outputs in {args.workdir}: results.json, report.md, support_set/")
+  return 0

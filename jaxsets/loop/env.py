@@ -1,0 +1,105 @@
+"""The support-set environment, batched over E copies (one classifier each), as pure functions.
+
+One step: the agent's actions [E, 4] have produced images [E, ips, H, W, C]; they join each
+copy's support set (label = c1's dataset index), each classifier is fine-tuned on real data +
+its support set and scored on the validation split, and the reward is the change in the
+validation metrics. Shapes never change during a run: the support set is padded to the budget
+with a mask, so the whole run compiles each stage once.
+"""
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxsets.agent import ObservationConfig, RewardConfig, make_observation, reward_from_config
+from jaxsets.classifier import (ClassifierConfig, ClassifierState, EvalMetrics, SupportBatch, evaluate,
+                                finetune)
+from jaxsets.data.device import DeviceSet
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvSpec:
+  """Static facts of the environment (changing one recompiles)."""
+  images_per_step: int
+  budget: int
+  num_classes: int
+  observation: ObservationConfig
+  reward: RewardConfig
+  finetune_from: str          # "baseline" | "continue"
+
+  @property
+  def steps_per_episode(self) -> int:
+    return self.budget // self.images_per_step
+
+
+class EnvState(NamedTuple):
+  """E environments. support: SupportBatch of [E, budget, ...]; actions int32 [E, T, 4] taken so
+  far; metrics: EvalMetrics of [E] (validation, after the last step); clf: the last fine-tuned
+  classifiers ([E] params); finetune_key: [E] keys, fixed within an episode (common random
+  numbers: consecutive rewards differ by the support set, not by minibatch noise); t: step."""
+  support: SupportBatch
+  actions: jax.Array
+  metrics: EvalMetrics
+  clf: ClassifierState
+  finetune_key: jax.Array
+  t: jax.Array
+
+
+def _fit_and_score(start: ClassifierState, real: DeviceSet, val: DeviceSet, support: SupportBatch,
+                   key, clf_cfg: ClassifierConfig):
+  state, _ = finetune(start, real, support, key, cfg=clf_cfg)
+  return state, evaluate(state, val.images, val.labels, val.mask, chunk=clf_cfg.eval_chunk)
+
+
+def _fit_all(spec: EnvSpec, baseline, clf, real, val, support, keys, clf_cfg):
+  """vmap over the E copies; the baseline is shared (in_axes None) unless fine-tunes continue."""
+  start, start_axis = (baseline, None) if spec.finetune_from == "baseline" else (clf, 0)
+  return jax.vmap(_fit_and_score, in_axes=(start_axis, None, None, 0, 0, None))(
+      start, real, val, support, keys, clf_cfg)
+
+
+@partial(jax.jit, static_argnames=("spec", "num_envs"))
+def reset(baseline: ClassifierState, real: DeviceSet, val: DeviceSet, key, clf_cfg, *,
+          spec: EnvSpec, num_envs: int) -> EnvState:
+  """E empty support sets; metrics of the baseline recipe fine-tuned on real data alone."""
+  image_shape = real.images.shape[1:]
+  support = SupportBatch(jnp.zeros((num_envs, spec.budget) + image_shape, jnp.uint8),
+                         jnp.zeros((num_envs, spec.budget), jnp.int32),
+                         jnp.zeros((num_envs, spec.budget), bool))
+  keys = jax.random.split(key, num_envs)
+  clf = jax.tree.map(lambda x: jnp.broadcast_to(x, (num_envs,) + x.shape), baseline)
+  clf, metrics = _fit_all(spec, baseline, clf, real, val, support, keys, clf_cfg)
+  actions = jnp.zeros((num_envs, spec.steps_per_episode, 4), jnp.int32)
+  return EnvState(support, actions, metrics, clf, keys, jnp.int32(0))
+
+
+@partial(jax.jit, static_argnames=("spec",))
+def observe(env: EnvState, *, spec: EnvSpec) -> jax.Array:
+  """float32 [E, obs_dim]: validation metrics, budget used, support images per class."""
+  counts = jnp.sum(jax.nn.one_hot(env.support.labels, spec.num_classes, dtype=jnp.int32)
+                   * env.support.mask[..., None], axis=1)                      # [E, n]
+  used = jnp.sum(env.support.mask, axis=1)                                     # [E]
+  return make_observation(env.metrics, used, counts, budget=spec.budget, cfg=spec.observation)
+
+
+@partial(jax.jit, static_argnames=("spec",))
+def step(env: EnvState, actions: jax.Array, images: jax.Array, baseline: ClassifierState,
+         real: DeviceSet, val: DeviceSet, clf_cfg, *, spec: EnvSpec):
+  """actions int32 [E, 4]; images uint8 [E, ips, H, W, C] generated for them.
+
+  Returns (env, reward float32 [E], finite bool [E], metrics after the step)."""
+  e, ips = images.shape[:2]
+  rows = env.t * ips + jnp.arange(ips)                                          # [ips]
+  labels = jnp.broadcast_to(actions[:, 1:2], (e, ips))                          # c1 labels the image
+  support = SupportBatch(env.support.images.at[:, rows].set(images),
+                         env.support.labels.at[:, rows].set(labels),
+                         env.support.mask.at[:, rows].set(True))
+  clf, metrics = _fit_all(spec, baseline, env.clf, real, val, support, env.finetune_key, clf_cfg)
+  r, finite = reward_from_config(env.metrics, metrics, spec.reward)
+  env = EnvState(support, env.actions.at[:, env.t].set(actions), metrics, clf, env.finetune_key,
+                 env.t + 1)
+  return env, r, finite, metrics

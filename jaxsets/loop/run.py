@@ -1,0 +1,86 @@
+"""`run(config, workdir)`: the whole method for one seed, resumable, with its outputs."""
+from __future__ import annotations
+
+import os
+import time
+
+import jax
+import numpy as np
+
+from jaxsets.classifier import SupportBatch, empty_support
+from jaxsets.loop import arms, driver
+from jaxsets.loop import state as st
+from jaxsets.loop.setup import make_setup
+
+# Config keys that do not change what a run computes: a resumed run may change them.
+RESUMABLE_KEYS = ("loop.checkpoint_every", "loop.keep_checkpoints", "generator.cache_dir",
+                  "data.data_dir")
+
+
+def run(config, workdir: str, *, quiet: bool = False) -> dict:
+  """Runs (or resumes) the method in `workdir`; returns results.json's content."""
+  from jaxsets import checkpointing, outputs
+
+  start = time.time()
+  ckpt = checkpointing.Checkpointer(workdir, config.to_dict(), keep=int(config.loop.keep_checkpoints),
+                                    ignore=RESUMABLE_KEYS)
+  try:
+    s = make_setup(config, quiet=quiet)
+    key = jax.random.key(int(config.seed))
+    template = st.initial_state(s, st.untrained_baseline(s, key), key)
+    restored = ckpt.restore_latest(template)
+    if restored is None:
+      state, history = driver.fresh_state(s, key, quiet=quiet), driver.new_history()
+    else:
+      _, state, history = restored
+      if not quiet:
+        print(f"resuming {workdir} at step {int(state.step)} of {driver.total_steps(s)}")
+    writer = outputs.MetricWriter(os.path.join(workdir, "tensorboard"))
+    save = lambda state_, history_: ckpt.save(int(state_.step), state_, history_)
+    with checkpointing.PreemptionGuard() as guard:
+      state = driver.run_steps(s, state, history, save=save, should_stop=lambda: guard.requested,
+                               quiet=quiet, writer=writer)
+    ckpt.wait()
+    results = finish(s, state, history, workdir, seconds=time.time() - start)
+    writer.close()
+    return results
+  finally:
+    ckpt.close()
+
+
+def finish(s, state: st.RunState, history: dict, workdir: str, *, seconds: float) -> dict:
+  """The three arms on the test split, then results.json, support_set/ and report.md."""
+  from jaxsets import outputs
+
+  rl = state.rollout.support
+  rl_support = SupportBatch(rl.images[0], rl.labels[0], rl.mask[0])
+  random_support, random_actions = arms.random_support(s, state.key)
+  empty = empty_support(rl_support.images.shape[1:], rl_support.mask.shape[0])  # same shapes
+  scores = arms.evaluate_arms(s, state, {"baseline": empty, "random": random_support, "rl": rl_support})
+  ips = s.spec.images_per_step
+  actions = np.asarray(state.rollout.actions[0])                                # [T, 4]
+  prompts = [s.book.text(a) for a in actions]
+  results = {
+      "test_accuracy": {arm: scores[arm]["test_accuracy"] for arm in arms.ARMS},
+      "per_class_accuracy": {arm: scores[arm]["per_class_accuracy"] for arm in arms.ARMS},
+      "test_mean_entropy": {arm: scores[arm]["test_mean_entropy"] for arm in arms.ARMS},
+      "test_accuracy_repeats": {arm: scores[arm]["test_accuracy_repeats"] for arm in arms.ARMS},
+      "num_synthetic": int(rl_support.mask.sum()),
+      "num_real_train": len(s.splits.train),
+      "class_names": list(s.book.class_names),
+      "rl_prompts": prompts,
+      "random_prompts": [s.book.text(a) for a in random_actions],
+      "seed": int(s.config.seed),
+      "seconds": round(seconds, 1),
+      "config": s.config.to_dict(),
+  }
+  images = np.asarray(rl_support.images)
+  labels = np.asarray(rl_support.labels)
+  rewards = np.asarray(state.rollout_reward)
+  records = [{"prompt": prompts[i // ips], "step": i // ips, "reward": float(rewards[i // ips])}
+             for i in range(len(labels))]
+  outputs.write_support_set(workdir, images, labels, s.book.class_names, records)
+  outputs.write_results(workdir, results)
+  outputs.write_report(workdir, results, history, images, labels, [r["prompt"] for r in records],
+                       s.book.class_names)
+  return results

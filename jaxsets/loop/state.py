@@ -1,0 +1,58 @@
+"""RunState: everything a run needs to continue exactly where it stopped, as one pytree."""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxsets.agent import AgentState, Transition, init_agent, observation_size
+from jaxsets.classifier import ClassifierState, init_state
+from jaxsets.loop import env as env_ops
+from jaxsets.loop.setup import RunSetup
+
+# Independent random streams of a run: fold_in(root, STREAM) then fold_in(.., step or episode).
+BASELINE, AGENT_INIT, ACT, GENERATE, PPO, RESET, ROLLOUT, RANDOM_ARM, EVAL = range(1, 10)
+
+
+def stream(key, name: int, index: int = 0):
+  return jax.random.fold_in(jax.random.fold_in(key, name), index)
+
+
+class RunState(NamedTuple):
+  step: jax.Array              # int32 []: global steps done (training steps, then roll-out steps)
+  key: jax.Array               # the run's root key (typed)
+  baseline: ClassifierState    # trained on real data only; every fine-tune starts here
+  agent: AgentState
+  env: Any                     # EnvState [E]: the training environments, ready for the next step
+  traj: Transition             # [U, E] transitions since the last PPO update
+  rollout: Any                 # EnvState [1]: the greedy roll-out that builds the delivered set
+  rollout_reward: jax.Array    # float32 [T]
+
+
+def empty_traj(s: RunSetup, obs_dim: int) -> Transition:
+  t, e = s.update_every, s.num_envs
+  z = lambda *shape, dtype=jnp.float32: jnp.zeros(shape, dtype)
+  return Transition(obs=z(t, e, obs_dim), action=z(t, e, 4, dtype=jnp.int32), reward=z(t, e),
+                    done=z(t, e, dtype=bool), value=z(t, e), log_prob=z(t, e))
+
+
+def reset_envs(s: RunSetup, baseline, key, num_envs: int):
+  return env_ops.reset(baseline, s.real, s.val, key, s.clf_cfg, spec=s.spec, num_envs=num_envs)
+
+
+def initial_state(s: RunSetup, baseline: ClassifierState, key) -> RunState:
+  """The state before step 0, given a trained (or, for a restore template, untrained) baseline."""
+  obs_dim = observation_size(s.spec.num_classes, s.ppo.observation)
+  agent = init_agent(stream(key, AGENT_INIT), obs_dim, s.book.num_domains, s.book.num_classes, s.ppo)
+  return RunState(
+      step=jnp.int32(0), key=key, baseline=baseline, agent=agent,
+      env=reset_envs(s, baseline, stream(key, RESET, 0), s.num_envs),
+      traj=empty_traj(s, obs_dim),
+      rollout=reset_envs(s, baseline, stream(key, ROLLOUT), 1),
+      rollout_reward=jnp.zeros((s.steps_per_episode,), jnp.float32))
+
+
+def untrained_baseline(s: RunSetup, key) -> ClassifierState:
+  return init_state(stream(key, BASELINE), s.clf_cfg, s.splits.image_shape, s.spec.num_classes,
+                    s.mesh)

@@ -1,0 +1,132 @@
+"""`jaxsets run` end to end on a tiny config: outputs, exact resume after SIGTERM and SIGKILL,
+refusal of a workdir that holds another config. Each run is a real subprocess."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+# The smoke config shrunk further: 2 steps of 10 images per episode, 2 episodes, tiny generator.
+TINY = ["--config.pretrain.steps=20", "--config.pretrain.vae_steps=10",
+        "--config.generator.num_inference_steps=3", "--config.classifier.baseline_steps=20",
+        "--config.classifier.finetune_steps=4", "--config.loop.budget=20",
+        "--config.agent.episodes=2", "--config.agent.num_envs=2"]
+TOTAL_STEPS = 6  # (episodes + 1 roll-out) * 2 steps
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+  root = tmp_path_factory.mktemp("run")
+  return {**os.environ, "JAXSETS_CACHE": str(root / "cache"), "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, env):
+  data_dir = str(tmp_path_factory.mktemp("tfds"))
+  args = TINY + [f"--config.data.data_dir={data_dir}"]
+  out = jaxsets(env, "pretrain-generator", *args, "--no-progress")
+  assert out.returncode == 0, out.stderr
+  assert "recognition rate" in out.stdout
+  return args
+
+
+def jaxsets(env, command, *args, **kw):
+  cmd = [sys.executable, "-m", "jaxsets.cli", command, "--config", "configs/digits.py:smoke", *args]
+  return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, **kw)
+
+
+def start(env, workdir, tiny):
+  cmd = [sys.executable, "-m", "jaxsets.cli", "run", "--config", "configs/digits.py:smoke",
+         "--workdir", str(workdir), "--no-progress", *tiny]
+  return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def saved_steps(workdir):
+  folder = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(folder):
+    return []
+  return sorted(int(d) for d in os.listdir(folder) if d.isdigit())
+
+
+def wait_for_step(proc, workdir, step, timeout=600):
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    if saved_steps(workdir) and max(saved_steps(workdir)) >= step:
+      return
+    assert proc.poll() is None, proc.communicate()
+    time.sleep(0.2)
+  raise AssertionError(f"no checkpoint of step {step} in {timeout} s")
+
+
+def outputs_of(workdir):
+  with open(os.path.join(workdir, "results.json")) as f:
+    results = json.load(f)
+  results.pop("seconds")
+  with open(os.path.join(workdir, "support_set", "manifest.jsonl")) as f:
+    manifest = [json.loads(line) for line in f]
+  pngs = {}
+  for row in manifest:
+    with open(os.path.join(workdir, "support_set", row["file"]), "rb") as f:
+      pngs[row["file"]] = f.read()
+  return results, manifest, pngs
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, env, tiny):
+  workdir = tmp_path_factory.mktemp("straight")
+  out = jaxsets(env, "run", "--workdir", str(workdir), "--no-progress", *tiny)
+  assert out.returncode == 0, out.stderr
+  return workdir
+
+
+def test_run_writes_results_support_set_and_report(uninterrupted):
+  results, manifest, pngs = outputs_of(uninterrupted)
+  assert set(results["test_accuracy"]) == {"baseline", "random", "rl"}
+  assert all(0.0 <= v <= 1.0 for v in results["test_accuracy"].values())
+  assert results["num_synthetic"] == 20 and len(manifest) == 20 and len(pngs) == 20
+  assert all(len(results["per_class_accuracy"][arm]) == 10 for arm in results["per_class_accuracy"])
+  assert results["seed"] == 0 and results["config"]["loop"]["budget"] == 20
+  for row in manifest:  # the label is c1 of the prompt that made the image
+    assert row["prompt"].split(" of a ")[1].split(",")[0] == row["class_name"]
+  assert os.path.isfile(os.path.join(uninterrupted, "report.md"))
+
+
+def test_sigterm_then_sigkill_then_resume_gives_the_same_run(tmp_path, env, tiny, uninterrupted):
+  workdir = tmp_path / "interrupted"
+  proc = start(env, workdir, tiny)
+  wait_for_step(proc, workdir, 1)
+  proc.send_signal(signal.SIGTERM)
+  t0 = time.time()
+  _, err = proc.communicate(timeout=60)
+  assert proc.returncode == 143, err
+  assert time.time() - t0 < 30
+  stopped_at = max(saved_steps(workdir))
+  assert stopped_at < TOTAL_STEPS
+
+  proc = start(env, workdir, tiny)             # resumes, then is killed without warning
+  wait_for_step(proc, workdir, stopped_at + 2)
+  proc.kill()
+  proc.communicate()
+  assert not os.path.exists(os.path.join(workdir, "results.json"))
+
+  out = jaxsets(env, "run", "--workdir", str(workdir), "--no-progress", *tiny)
+  assert out.returncode == 0, out.stderr
+  assert outputs_of(workdir) == outputs_of(uninterrupted)
+
+
+def test_workdir_of_another_config_is_refused(env, tiny, uninterrupted):
+  before = sorted(os.listdir(uninterrupted))
+  out = jaxsets(env, "run", "--workdir", str(uninterrupted), *tiny, "--config.loop.budget=40")
+  assert out.returncode == 2
+  assert "loop.budget" in out.stderr and "20" in out.stderr and "40" in out.stderr
+  assert sorted(os.listdir(uninterrupted)) == before
+
+
+def test_generate_writes_pngs_and_a_grid(tmp_path, env, tiny):
+  out = jaxsets(env, "generate", *tiny, "--prompt", "A sketch of a seven, one, and four",
+                "--num-images", "3", "--out", str(tmp_path / "imgs"))
+  assert out.returncode == 0, out.stderr
+  assert sorted(os.listdir(tmp_path / "imgs")) == ["0000.png", "0001.png", "0002.png", "grid.png"]
