@@ -1,0 +1,89 @@
+"""`workdir/support_set/`: the images a run delivers, in three forms that agree line for line.
+
+  support_set/
+    <class folder>/0007.png   one PNG per image; the number is the image's index in the set
+    manifest.jsonl            line i: file, label, class_name, prompt, step, reward (+ extra keys)
+    tfds/                     tfds.builder_from_directory("support_set/tfds"); example i = image i
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Sequence
+
+import numpy as np
+
+from jaxsets.atomic import atomic_path
+from jaxsets.imaging import save_png
+from jaxsets.outputs.folders import atomic_dir
+from jaxsets.outputs.results import jsonable
+from jaxsets.outputs.tfds_export import write_tfds
+
+REQUIRED_KEYS = ("prompt", "step", "reward")
+# Keys that the writer fills in itself; a record may not override them.
+MANIFEST_KEYS = ("file", "label", "class_name")
+
+
+def class_folders(class_names: Sequence[str]) -> list[str]:
+  """A safe, distinct folder name per class. Digits and CIFAR names pass unchanged; a name with a
+  slash, a comma or spaces ("goldfish, Carassius auratus") must not make nested or odd paths."""
+  out, seen = [], set()
+  for k, name in enumerate(class_names):
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._") or f"class_{k}"
+    if safe.lower() in seen:  # case-insensitive file systems would merge "Cat" and "cat"
+      safe = f"{safe}_{k}"
+    seen.add(safe.lower())
+    out.append(safe)
+  return out
+
+
+def _check(images, labels, class_names, records) -> None:
+  """Shapes and keys, checked before anything is written (these are program errors, not user input)."""
+  if images.ndim != 4 or images.shape[-1] not in (1, 3) or images.dtype != np.uint8:
+    raise ValueError(f"images must be uint8 [N, H, W, 1 or 3], got {images.dtype} {images.shape}")
+  n = len(images)
+  if n == 0:
+    raise ValueError("the support set is empty: nothing to write")
+  if labels.shape != (n,) or len(records) != n:
+    raise ValueError(f"{n} images but labels {labels.shape} and {len(records)} records")
+  if labels.min() < 0 or labels.max() >= len(class_names):
+    raise ValueError(f"labels must lie in [0, {len(class_names)}), got {labels.min()}..{labels.max()}")
+  for i, r in enumerate(records):
+    missing = [k for k in REQUIRED_KEYS if k not in r]
+    if missing:
+      raise ValueError(f"record {i} lacks {missing}: {r}")
+
+
+def write_support_set(workdir: str, images, labels, class_names: Sequence[str],
+                      records: Sequence[dict]) -> str:
+  """Writes workdir/support_set/ (PNGs per class, manifest.jsonl, tfds/) and returns its path.
+
+  images uint8 [N, H, W, C] (C = 1 or 3); labels int [N] (dataset class indices); records: N
+  dicts with at least prompt, step, reward. The folder appears complete or not at all, and an
+  older support_set is replaced only once the new one is whole.
+  """
+  images = np.asarray(images)
+  labels = np.asarray(labels).astype(np.int64)
+  records = list(records)
+  _check(images, labels, class_names, records)
+  folders = class_folders(class_names)
+  width = max(4, len(str(len(images) - 1)))
+  target = os.path.join(workdir, "support_set")
+  with atomic_dir(target) as tmp:
+    lines = []
+    for i, (image, label, record) in enumerate(zip(images, labels, records)):
+      rel = f"{folders[label]}/{i:0{width}d}.png"
+      os.makedirs(os.path.join(tmp, folders[label]), exist_ok=True)
+      save_png(os.path.join(tmp, rel), image)
+      extra = {k: v for k, v in record.items() if k not in MANIFEST_KEYS + REQUIRED_KEYS}
+      lines.append({"file": rel, "label": int(label), "class_name": str(class_names[label]),
+                    "prompt": str(record["prompt"]), "step": int(record["step"]),
+                    "reward": float(record["reward"]), **jsonable(extra)})
+    with atomic_path(os.path.join(tmp, "manifest.jsonl")) as path:
+      with open(path, "w") as f:
+        f.writelines(json.dumps(line) + "\n" for line in lines)
+    write_tfds(os.path.join(tmp, "tfds"), images, labels, class_names,
+               [r["prompt"] for r in lines], [r["step"] for r in lines],
+               [r["reward"] for r in lines])
+  return target
