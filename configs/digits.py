@@ -32,7 +32,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c.classifier.model = "small_cnn"  # small_cnn | resnet20 | resnet56 | resnet18 | resnet50 | vit_small
   c.classifier.batch_size = 64
   c.classifier.baseline_steps = 300
-  c.classifier.finetune_steps = 60
+  c.classifier.finetune_steps = 40
   c.classifier.learning_rate = 3e-3
   c.classifier.finetune_learning_rate = 1e-3
   c.classifier.weight_decay = 1e-4
@@ -50,7 +50,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c.generator.cache_dir = ""        # "" = $JAXSETS_CACHE or ~/.cache/jaxsets
   c.generator.dtype = "float32"     # float32 | bfloat16
   c.generator.scheduler = "ddim"    # ddim | dpm_solver | euler | pndm
-  c.generator.num_inference_steps = 25
+  c.generator.num_inference_steps = 20
   c.generator.guidance_scale = 3.0
   c.generator.negative_prompt = ""
   c.generator.max_prompt_length = 0  # 0 = the tokenizer's own limit (77 for real SD)
@@ -83,7 +83,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c.agent.max_grad_norm = 0.5
   c.agent.normalize_advantages = True
   c.agent.num_envs = 4              # environments (classifier copies) stepped together
-  c.agent.episodes = 5
+  c.agent.episodes = 4
   c.agent.update_every = 10         # steps between PPO updates (0 = once per episode)
   c.agent.observation = ml_collections.ConfigDict()
   c.agent.observation.per_class_entropy = False  # + n values: per-class entropy / log(n)

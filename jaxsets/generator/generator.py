@@ -44,6 +44,9 @@ class Generator:
       pad = lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], padded - b, axis=0)])
       prompt_ids, negative_ids = pad(jnp.asarray(prompt_ids)), pad(jnp.asarray(negative_ids))
     g = self.guidance_scale if guidance_scale is None else guidance_scale
+    # Ids computed by another jitted stage arrive replicated; the sampler takes them batch-sharded.
+    prompt_ids, negative_ids = sharding.shard_batch((jnp.asarray(prompt_ids, jnp.int32),
+                                                     jnp.asarray(negative_ids, jnp.int32)), self.mesh)
     images = self._sample(self.params, prompt_ids, negative_ids, key, jnp.float32(g))
     return images[:b] if padded != b else images
 

@@ -7,6 +7,7 @@ import time
 import jax
 import numpy as np
 
+from jaxsets import sharding
 from jaxsets.classifier import SupportBatch, empty_support
 from jaxsets.loop import arms, driver
 from jaxsets.loop import state as st
@@ -35,7 +36,10 @@ def run(config, workdir: str, *, quiet: bool = False) -> dict:
       _, state, history = restored
       if not quiet:
         print(f"resuming {workdir} at step {int(state.step)} of {driver.total_steps(s)}")
-    writer = outputs.MetricWriter(os.path.join(workdir, "tensorboard"))
+    # One placement for fresh and restored states (replicated over the mesh), so both compile
+    # the same programs and a resumed run is bit-identical to an uninterrupted one.
+    state = sharding.replicate(state, s.mesh)
+    writer = outputs.MetricWriter(os.path.join(workdir, "tensorboard"), purge_step=int(state.step))
     save = lambda state_, history_: ckpt.save(int(state_.step), state_, history_)
     with checkpointing.PreemptionGuard() as guard:
       state = driver.run_steps(s, state, history, save=save, should_stop=lambda: guard.requested,
@@ -74,8 +78,9 @@ def finish(s, state: st.RunState, history: dict, workdir: str, *, seconds: float
       "seconds": round(seconds, 1),
       "config": s.config.to_dict(),
   }
-  images = np.asarray(rl_support.images)
-  labels = np.asarray(rl_support.labels)
+  members = np.asarray(rl_support.mask)           # the roll-out fills the budget; be exact anyway
+  images = np.asarray(rl_support.images)[members]
+  labels = np.asarray(rl_support.labels)[members]
   rewards = np.asarray(state.rollout_reward)
   records = [{"prompt": prompts[i // ips], "step": i // ips, "reward": float(rewards[i // ips])}
              for i in range(len(labels))]
