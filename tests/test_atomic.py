@@ -21,3 +21,13 @@ def test_unwritable_dir_is_a_clear_error(tmp_path):
   blocker.write_text("x")
   with pytest.raises(UserError, match="cannot write"):
     atomic.check_writable_dir(str(blocker / "sub"))
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+  import os
+  import stat
+  path = tmp_path / "r.json"
+  atomic.write_json(str(path), {"a": 1})
+  umask = os.umask(0)
+  os.umask(umask)
+  assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask
