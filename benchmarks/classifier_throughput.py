@@ -14,19 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
-import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-
-def timed(fn):
-  import jax
-  start = time.perf_counter()
-  out = jax.block_until_ready(fn())
-  return out, time.perf_counter() - start
+from common import machine, timed  # noqa: E402  (also puts the repo on sys.path)
 
 
 def main(argv=None) -> int:
@@ -58,9 +49,8 @@ def main(argv=None) -> int:
   idx = np.arange(args.support) % len(splits.train)
   support = SupportBatch(jnp.asarray(splits.train.images[idx]),
                          jnp.asarray(splits.train.labels[idx]), jnp.ones(args.support, bool))
-  result = {"model": cfg.model, "dataset": splits.name, "devices": mesh.size,
-            "backend": jax.default_backend(), "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "jax": jax.__version__, "batch_size": cfg.batch_size,
+  result = {"machine": machine(), "model": cfg.model, "dataset": splits.name, "devices": mesh.size,
+            "batch_size": cfg.batch_size,
             "num_real": len(splits.train), "num_support": args.support}
 
   ft = lambda i: finetune(state, real, support, jax.random.key(i), cfg=cfg, mesh=mesh)

@@ -15,19 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
-import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-
-def timed(fn):
-  import jax
-  start = time.perf_counter()
-  out = jax.block_until_ready(fn())
-  return out, time.perf_counter() - start
+from common import machine, timed  # noqa: E402  (also puts the repo on sys.path)
 
 
 def main(argv=None) -> int:
@@ -64,8 +55,7 @@ def main(argv=None) -> int:
             for i, p in enumerate(prompts)]
   steady, steady_varied = statistics.median(same), statistics.median(varied)
   result = {
-      "machine": {"backend": jax.default_backend(), "devices": jax.device_count(),
-                  "platform": platform.platform(), "cpu_count": os.cpu_count(), "jax": jax.__version__},
+      "machine": machine(),
       "generator": config.generator.model, "scheduler": gen.cfg.scheduler,
       "num_inference_steps": gen.cfg.num_inference_steps, "guidance_scale": gen.guidance_scale,
       "image_size": gen.cfg.image_size, "out_size": gen.cfg.out_size, "batch": args.batch,
