@@ -67,3 +67,10 @@ def test_bad_loop_values_are_refused_before_work(override, message):
   config_loading.apply_overrides(config, [override])
   with pytest.raises(UserError, match=message):
     check_loop_config(config)
+
+
+def test_agent_imports_after_tensorflow():
+  """distrax -> tensorflow_probability needs tf_keras once TensorFlow is loaded (TFDS loads it)."""
+  out = subprocess.run([sys.executable, "-c", "import tensorflow_datasets, tensorflow; import jaxsets.agent"],
+                       capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]

@@ -22,13 +22,14 @@ def run(args, config) -> int:
   import jax
   import numpy as np
 
-  from jaxsets import data, sharding
+  from jaxsets import data, sharding, streams
   from jaxsets.classifier import ClassifierConfig, evaluate, train_baseline
 
   cfg = ClassifierConfig.from_config(config.classifier)   # bad config fails before data loads
   splits = data.load_dataset(config.data, int(config.seed))
   mesh = sharding.make_mesh()
-  key = jax.random.fold_in(jax.random.key(int(config.seed)), 1)   # 1 = the baseline's stream
+  # The run's own baseline stream: `jaxsets run` with this seed trains this very baseline.
+  key = streams.stream(jax.random.key(int(config.seed)), streams.BASELINE)
   start = time.time()
   state, losses = train_baseline(splits.train, splits.num_classes, key, cfg=cfg, mesh=mesh,
                                  progress=not args.no_progress)

@@ -14,6 +14,7 @@ import numpy as np
 from jaxsets.classifier import SupportBatch, evaluate, finetune
 from jaxsets.data.device import put_on_devices
 from jaxsets.loop import state as st
+from jaxsets.loop.driver import generate_images
 from jaxsets.loop.setup import RunSetup
 
 ARMS = ("baseline", "random", "rl")
@@ -30,9 +31,8 @@ def random_actions(s: RunSetup, key) -> jax.Array:
 
 def random_support(s: RunSetup, key) -> tuple[SupportBatch, np.ndarray]:
   """The random arm's support set (same size as the RL one) and its actions [T, 4]."""
-  from jaxsets.loop.driver import _generate
   actions = random_actions(s, st.stream(key, st.RANDOM_ARM, 0))
-  images = _generate(s, actions, st.stream(key, st.RANDOM_ARM, 1))             # [T, ips, ...]
+  images = generate_images(s, actions, st.stream(key, st.RANDOM_ARM, 1))             # [T, ips, ...]
   ips = s.spec.images_per_step
   flat = images.reshape((-1,) + images.shape[2:])
   labels = jnp.repeat(actions[:, 1], ips)

@@ -24,7 +24,7 @@ class Preempted(Exception):
   """The run was asked to stop (SIGTERM/SIGINT) and saved its state."""
 
 
-def _generate(s: RunSetup, actions, key):
+def generate_images(s: RunSetup, actions, key):
   """actions int32 [E, 4] -> images uint8 [E, ips, H, W, C] (ips images per prompt)."""
   ips = s.spec.images_per_step
   ids = s.book.ids(jnp.repeat(actions, ips, axis=0))                            # [E*ips, L]
@@ -42,7 +42,7 @@ def train_step(s: RunSetup, state: st.RunState, history: dict) -> st.RunState:
   keys = jax.random.split(st.stream(state.key, st.ACT, g), s.num_envs)
   actions, log_prob, value = jax.vmap(lambda o, k: act(agent.params, o, k, network=agent.network))(
       obs, keys)
-  images = _generate(s, actions, st.stream(state.key, st.GENERATE, g))
+  images = generate_images(s, actions, st.stream(state.key, st.GENERATE, g))
   env, reward, finite, metrics = env_ops.step(env, actions, images, state.baseline, s.real, s.val,
                                               s.clf_cfg, spec=s.spec)
   reward = check_finite(reward, finite, where=f"episode {episode}, step {t}")
@@ -71,7 +71,7 @@ def rollout_step(s: RunSetup, state: st.RunState, history: dict) -> st.RunState:
   env = state.rollout
   obs = env_ops.observe(env, spec=s.spec)                                       # [1, obs]
   actions = greedy_action(state.agent.params, obs, network=state.agent.network)
-  images = _generate(s, actions, st.stream(state.key, st.GENERATE, g))
+  images = generate_images(s, actions, st.stream(state.key, st.GENERATE, g))
   env, reward, finite, _ = env_ops.step(env, actions, images, state.baseline, s.real, s.val,
                                         s.clf_cfg, spec=s.spec)
   reward = check_finite(reward, finite, where=f"greedy roll-out step {t}")

@@ -11,12 +11,8 @@ from jaxsets.classifier import ClassifierState, init_state
 from jaxsets.loop import env as env_ops
 from jaxsets.loop.setup import RunSetup
 
-# Independent random streams of a run: fold_in(root, STREAM) then fold_in(.., step or episode).
-BASELINE, AGENT_INIT, ACT, GENERATE, PPO, RESET, ROLLOUT, RANDOM_ARM, EVAL = range(1, 10)
-
-
-def stream(key, name: int, index: int = 0):
-  return jax.random.fold_in(jax.random.fold_in(key, name), index)
+from jaxsets.streams import (ACT, AGENT_INIT, BASELINE, EVAL, GENERATE, PPO, RANDOM_ARM,  # noqa: F401
+                             RESET, ROLLOUT, stream)
 
 
 class RunState(NamedTuple):
