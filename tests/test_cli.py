@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from jaxsets import cli, config_loading
+from jaxsets import config_loading
 from jaxsets.config_loading import ConfigError
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import jax
 
 from jaxsets import data, sharding
-from jaxsets.agent import ObservationConfig, PPOConfig, RewardConfig
+from jaxsets.agent import PPOConfig, RewardConfig
 from jaxsets.classifier import ClassifierConfig
 from jaxsets.data.device import DeviceSet, put_on_devices
 from jaxsets.errors import UserError
