@@ -74,3 +74,16 @@ def test_agent_imports_after_tensorflow():
   out = subprocess.run([sys.executable, "-c", "import tensorflow_datasets, tensorflow; import jaxsets.agent"],
                        capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("spec", ["configs/cifar10_sd.py", "configs/cifar10_sd.py:smoke",
+                                  "configs/tiny_imagenet_sd.py", "configs/tiny_imagenet_sd.py:smoke",
+                                  "configs/digits.py:smoke"])
+def test_every_shipped_config_loads_and_passes_the_loop_checks(spec):
+  from jaxsets.agent import PPOConfig
+  from jaxsets.classifier import ClassifierConfig
+  from jaxsets.loop.setup import check_loop_config
+  config = config_loading.load_config_file(spec)
+  check_loop_config(config)
+  PPOConfig.from_config(config.agent)
+  ClassifierConfig.from_config(config.classifier)
