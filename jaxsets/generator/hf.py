@@ -21,16 +21,17 @@ import numpy as np
 
 import diffusers
 import transformers
+
+# diffusers prints a deprecation warning per Flax class, some at import time: silence it first.
+diffusers.utils.logging.set_verbosity_error()
+transformers.utils.logging.set_verbosity_error()
+
 from diffusers import (FlaxAutoencoderKL, FlaxDDIMScheduler, FlaxDPMSolverMultistepScheduler,
                        FlaxEulerDiscreteScheduler, FlaxPNDMScheduler, FlaxUNet2DConditionModel)
 from diffusers.models.modeling_flax_pytorch_utils import convert_pytorch_state_dict_to_flax
 from transformers import CLIPTextConfig, CLIPTokenizer, FlaxCLIPTextModel
 
 from jaxsets.errors import UserError
-
-# diffusers prints a deprecation warning per Flax class (~170 per pipeline build).
-diffusers.utils.logging.set_verbosity_error()
-transformers.utils.logging.set_verbosity_error()
 
 SCHEDULERS = {
     "ddim": FlaxDDIMScheduler,
