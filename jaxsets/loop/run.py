@@ -28,7 +28,8 @@ def run(config, workdir: str, *, quiet: bool = False) -> dict:
   try:
     s = make_setup(config, quiet=quiet)
     key = jax.random.key(int(config.seed))
-    template = st.initial_state(s, st.untrained_baseline(s, key), key)
+    # Shapes only: building a real state would run the environment resets (fine-tunes) for nothing.
+    template = jax.eval_shape(lambda k: st.initial_state(s, st.untrained_baseline(s, k), k), key)
     restored = ckpt.restore_latest(template)
     if restored is None:
       state, history = driver.fresh_state(s, key, quiet=quiet), driver.new_history()
