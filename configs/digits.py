@@ -71,6 +71,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c.agent = ml_collections.ConfigDict()
   c.agent.hidden_sizes = (64, 64)
   c.agent.autoregressive = False    # slot k's logits conditioned on the domain and slots < k
+  # per_class: a Dense layer of n logits per slot; shared: one small MLP scores every class from
+  # its own state (accuracy, support count) plus a per-class bias (jaxsets/agent/class_scorer.py)
+  c.agent.class_head = "per_class"
   c.agent.learning_rate = 1e-3
   c.agent.clip_eps = 0.2
   c.agent.value_clip_eps = 0.0      # 0 = plain squared value loss (> 0: PPO2 value clipping)

@@ -7,6 +7,9 @@ import dataclasses
 from typing import Any
 
 
+CLASS_HEADS = ("per_class", "shared")
+
+
 @dataclasses.dataclass(frozen=True)
 class ObservationConfig:
   """Which optional parts the state vector holds (see observation.py)."""
@@ -24,6 +27,12 @@ class PPOConfig:
   """Network, optimiser and PPO settings (`config.agent` in configs/digits.py)."""
   hidden_sizes: tuple[int, ...] = (64, 64)
   autoregressive: bool = False     # slot k's logits conditioned on the domain and slots < k
+  # "per_class": a Dense layer gives the n logits of a slot (parameters grow as n x hidden);
+  # "shared": one small MLP scores every class from the actor's features and that class's own
+  # part of the observation (its validation accuracy, support count, ...), plus a learned
+  # per-class bias. What it learns about one class carries to all, so the greedy roll-out can
+  # react to the state (e.g. move on from a class that already has many images).
+  class_head: str = "per_class"
   learning_rate: float = 1e-3
   clip_eps: float = 0.2            # policy ratio clip
   value_clip_eps: float = 0.0      # 0 = plain squared value loss; > 0 = PPO2-style clipped
@@ -55,6 +64,8 @@ class PPOConfig:
     for name in ("epochs", "minibatches", "num_envs", "episodes"):
       if int(getattr(self, name)) < 1:
         problems.append(f"{name}={getattr(self, name)!r} must be >= 1")
+    if self.class_head not in CLASS_HEADS:
+      problems.append(f"class_head={self.class_head!r} must be one of {', '.join(CLASS_HEADS)}")
     if problems:
       raise ValueError("bad config.agent: " + "; ".join(problems) + ".")
 
@@ -65,6 +76,7 @@ class PPOConfig:
     return cls(
         hidden_sizes=tuple(int(h) for h in agent.hidden_sizes),
         autoregressive=bool(agent.autoregressive),
+        class_head=str(agent.class_head),
         learning_rate=float(agent.learning_rate),
         clip_eps=float(agent.clip_eps),
         value_clip_eps=float(agent.value_clip_eps),

@@ -44,3 +44,25 @@ def make_observation(metrics, num_synthetic: jax.Array, class_counts: jax.Array,
     parts.append(jnp.asarray(class_counts, jnp.float32) / budget)
   batch = jnp.broadcast_shapes(*(p.shape[:-1] for p in parts))
   return jnp.concatenate([jnp.broadcast_to(p, batch + p.shape[-1:]) for p in parts], axis=-1)
+
+
+def per_class_size(cfg: ObservationConfig) -> int:
+  """k: values per class in the observation (accuracy, then entropy and count if on)."""
+  return 1 + int(cfg.per_class_entropy) + int(cfg.support_counts)
+
+
+def split_observation(obs: jax.Array, num_classes: int, cfg: ObservationConfig):
+  """The inverse of make_observation's layout: obs [..., obs_dim] -> (overall [..., 2] =
+  (accuracy, budget used), per_class [..., n, k] = each class's own values, in the order
+  accuracy, entropy (if on), count (if on))."""
+  n = num_classes
+  if obs.shape[-1] != observation_size(n, cfg):
+    raise ValueError(f"observation has {obs.shape[-1]} values; {n} classes and {cfg} make "
+                     f"{observation_size(n, cfg)}.")
+  overall = jnp.stack([obs[..., 0], obs[..., 1 + n]], axis=-1)
+  blocks = [obs[..., 1:1 + n]]
+  start = 2 + n
+  for _ in range(per_class_size(cfg) - 1):
+    blocks.append(obs[..., start:start + n])
+    start += n
+  return overall, jnp.stack(blocks, axis=-1)

@@ -24,7 +24,9 @@ from flax import struct
 from flax.training import train_state
 
 from jaxsets.agent import distributions
-from jaxsets.agent.config import PPOConfig
+from jaxsets.agent.class_scorer import SharedClassScorer
+from jaxsets.agent.config import ObservationConfig, PPOConfig
+from jaxsets.agent.observation import observation_size, split_observation
 
 _orth = nn.initializers.orthogonal
 _zeros = nn.initializers.zeros
@@ -35,6 +37,8 @@ class ActorCritic(nn.Module):
   num_classes: int
   hidden_sizes: Sequence[int] = (64, 64)
   autoregressive: bool = False
+  class_head: str = "per_class"        # "per_class" | "shared" (see class_scorer.py)
+  observation: ObservationConfig = ObservationConfig()  # the layout "shared" reads classes from
 
   def setup(self):
     dense = lambda size, gain: nn.Dense(size, kernel_init=_orth(gain), bias_init=_zeros)
@@ -42,7 +46,10 @@ class ActorCritic(nn.Module):
     self.critic_layers = [dense(h, math.sqrt(2.0)) for h in self.hidden_sizes]
     self.value_head = dense(1, 1.0)
     self.domain_head = dense(self.num_domains, 0.01)
-    self.slot_heads = [dense(self.num_classes, 0.01) for _ in range(distributions.NUM_SLOTS)]
+    if self.class_head == "shared":
+      self.slot_heads = [SharedClassScorer(self.num_classes) for _ in range(distributions.NUM_SLOTS)]
+    else:
+      self.slot_heads = [dense(self.num_classes, 0.01) for _ in range(distributions.NUM_SLOTS)]
     if self.autoregressive:
       width = self.hidden_sizes[-1]
       embed_init = nn.initializers.normal(stddev=1.0)
@@ -66,34 +73,51 @@ class ActorCritic(nn.Module):
     """Critic: [..., obs_dim] -> float32 [...]."""
     return self.value_head(self._mlp(self.critic_layers, obs))[..., 0]
 
-  def slot_logits(self, h: jax.Array, action: jax.Array, k: int) -> jax.Array:
-    """Logits of class slot k (0, 1, 2) given features h [..., H] and the action's domain and
-    slots < k (action int32 [..., 4]; later entries are ignored) -> [..., n]."""
-    if not self.autoregressive:
-      return self.slot_heads[k](h)
-    z = h + self.domain_embed(action[..., 0])
-    for j in range(k):
-      z = z + self.slot_embeds[j](action[..., 1 + j])
-    return self.slot_heads[k](nn.tanh(self.slot_mix[k](z)))
+  def class_features(self, obs: jax.Array) -> jax.Array | None:
+    """For the shared head: each class's own observation values [..., n, k]; else None."""
+    if self.class_head != "shared":
+      return None
+    return split_observation(obs, self.num_classes, self.observation)[1]
+
+  def slot_logits(self, h: jax.Array, per_class: jax.Array | None, action: jax.Array,
+                  k: int) -> jax.Array:
+    """Logits of class slot k (0, 1, 2) given features h [..., H], the classes' own features
+    per_class [..., n, k_obs] (shared head only) and the action's domain and slots < k
+    (action int32 [..., 4]; later entries are ignored) -> [..., n]."""
+    z = h
+    if self.autoregressive:
+      z = h + self.domain_embed(action[..., 0])
+      for j in range(k):
+        z = z + self.slot_embeds[j](action[..., 1 + j])
+      z = nn.tanh(self.slot_mix[k](z))
+    if self.class_head != "shared":
+      return self.slot_heads[k](z)
+    # Columns j = 0, 1: is this class the one chosen for slot j (< k)? Lets c2 and c3 learn
+    # "the same class as c1" (a pure image) or "a different one" (a boundary image) at once.
+    classes = jnp.arange(self.num_classes)
+    chosen = [(classes == action[..., 1 + j, None]) if self.autoregressive and j < k
+              else jnp.zeros(per_class.shape[:-1], bool) for j in range(distributions.NUM_SLOTS - 1)]
+    feats = jnp.concatenate([per_class, jnp.stack(chosen, axis=-1).astype(per_class.dtype)], -1)
+    return self.slot_heads[k](z, feats)
 
   def __call__(self, obs: jax.Array, action: jax.Array):
     """Teacher-forced distribution of `action` and the value: (FactorisedCategorical, [...])."""
-    h = self.features(obs)
+    h, per_class = self.features(obs), self.class_features(obs)
     class_logits = jnp.stack(
-        [self.slot_logits(h, action, k) for k in range(distributions.NUM_SLOTS)], axis=-2)
+        [self.slot_logits(h, per_class, action, k) for k in range(distributions.NUM_SLOTS)], axis=-2)
     dist = distributions.FactorisedCategorical(self.domain_head(h), class_logits)
     return dist, self.value(obs)
 
   def _decode(self, obs: jax.Array, pick: Callable[[jax.Array, int], jax.Array]):
     """Chooses the action head by head with `pick(logits, head_index)`; returns the
     distribution of the conditionals actually used, the action and the value."""
-    h = self.features(obs)
+    h, per_class = self.features(obs), self.class_features(obs)
     domain_logits = self.domain_head(h)
     action = jnp.zeros(h.shape[:-1] + (distributions.ACTION_SIZE,), jnp.int32)
     action = action.at[..., 0].set(pick(domain_logits, 0))
     slot_logits = []
     for k in range(distributions.NUM_SLOTS):
-      logits = self.slot_logits(h, action, k)
+      logits = self.slot_logits(h, per_class, action, k)
       slot_logits.append(logits)
       action = action.at[..., 1 + k].set(pick(logits, 1 + k))
     dist = distributions.FactorisedCategorical(domain_logits, jnp.stack(slot_logits, axis=-2))
@@ -123,7 +147,8 @@ def make_network(num_domains: int, num_classes: int, cfg: PPOConfig) -> ActorCri
     raise ValueError(f"the agent needs >= 1 domain and >= 1 class, got {num_domains} domains "
                      f"and {num_classes} classes.")
   return ActorCritic(num_domains=num_domains, num_classes=num_classes,
-                     hidden_sizes=tuple(cfg.hidden_sizes), autoregressive=cfg.autoregressive)
+                     hidden_sizes=tuple(cfg.hidden_sizes), autoregressive=cfg.autoregressive,
+                     class_head=cfg.class_head, observation=cfg.observation)
 
 
 def make_optimizer(cfg: PPOConfig) -> optax.GradientTransformation:
@@ -135,6 +160,10 @@ def init_agent(key: jax.Array, obs_dim: int, num_domains: int, num_classes: int,
                cfg: PPOConfig) -> AgentState:
   """Fresh agent: params from `key`, optimiser chain(clip_by_global_norm, adam)."""
   network = make_network(num_domains, num_classes, cfg)
+  if cfg.class_head == "shared" and obs_dim != observation_size(num_classes, cfg.observation):
+    raise ValueError(f"class_head='shared' reads each class's values from the observation, so "
+                     f"obs_dim must be observation_size({num_classes}, cfg.observation) = "
+                     f"{observation_size(num_classes, cfg.observation)}, got {obs_dim}.")
   params = network.init(key, jnp.zeros((obs_dim,), jnp.float32),
                         jnp.zeros((distributions.ACTION_SIZE,), jnp.int32))["params"]
   state = AgentState.create(apply_fn=network.apply, params=params, tx=make_optimizer(cfg),
