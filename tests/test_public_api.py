@@ -1,8 +1,9 @@
 """The public API (`jaxsets.__all__`) on its own: names, docstrings, lazy import, the docstring
-examples, a support set saved and loaded, and one RL step (generate -> fine-tune -> reward ->
+examples, and one RL step (generate -> fine-tune -> reward ->
 agent update) under a single jax.jit that does not recompile on its second call.
 
-Only `import jaxsets` is used for the library (plus test helpers that build tiny weights)."""
+Only `import jaxsets` is used for the library (plus test helpers that build tiny weights).
+Building, saving and loading a support set run in tests/test_readme_examples.py."""
 import doctest
 import importlib
 import logging
@@ -167,33 +168,3 @@ def test_compile_log_sees_a_compile():
   with log, jax.log_compiles(True):
     jax.jit(lambda x: x * 3 + 1)(jnp.arange(7.0)).block_until_ready()
   assert log.messages
-
-
-def test_build_save_and_load_support_set(generator, tmp_path):
-  book = jaxsets.make_prompt_book(generator, CLASSES, domains=["photo", "drawing"])
-  clf_cfg = jaxsets.ClassifierConfig(batch_size=16, baseline_steps=4, finetune_steps=3)
-  real, val = jaxsets.device_set(*_random_data(0, 24)), jaxsets.device_set(*_random_data(1, 12))
-  baseline = jaxsets.init_classifier(jax.random.key(0), (8, 8, 1), 3, clf_cfg)
-  agent = jaxsets.init_agent(jax.random.key(1), jaxsets.observation_size(3), book.num_domains,
-                             book.num_classes, jaxsets.PPOConfig(hidden_sizes=(16,)))
-  built = jaxsets.build_support_set(agent, generator, book, baseline, real, val,
-                                    jax.random.key(2), budget=BUDGET, images_per_step=IPS,
-                                    cfg=clf_cfg)
-  assert built.images.shape == (BUDGET, 8, 8, 1) and built.images.dtype == np.uint8
-  assert built.labels.dtype == np.int32 and built.steps.tolist() == [0] * IPS + [1] * IPS
-  # The greedy roll-out: one prompt per step, its image labelled with its c1.
-  for prompt, label in zip(built.prompts, built.labels):
-    assert prompt.split(" of a ")[1].startswith(CLASSES[label])
-  batch = built.as_batch(rows=2 * BUDGET)
-  assert batch.images.shape[0] == 2 * BUDGET and int(batch.mask.sum()) == BUDGET
-
-  built.save(str(tmp_path))
-  for where in (tmp_path, tmp_path / "support_set"):
-    loaded = jaxsets.load_support_set(str(where))
-    np.testing.assert_array_equal(loaded.images, built.images)
-    np.testing.assert_array_equal(loaded.labels, built.labels)
-    np.testing.assert_array_equal(loaded.steps, built.steps)
-    np.testing.assert_allclose(loaded.rewards, built.rewards)
-    assert loaded.prompts == built.prompts and loaded.class_names == tuple(CLASSES)
-  with pytest.raises(jaxsets.UserError, match="no support set"):
-    jaxsets.load_support_set(str(tmp_path / "nowhere"))
