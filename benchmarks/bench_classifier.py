@@ -48,6 +48,10 @@ def run(ctx) -> list[dict]:
                          splits.train.labels)
   torch_settings = pick_best(lambda threads, fmt: peer.set_memory_format(fmt),
                              lambda i: peer.finetune(s_images, s_labels, i))
+  shared = ctx.shared.setdefault("torch_settings", {})
+  shared.setdefault("threads", torch_settings["threads"])
+  shared.setdefault("memory_format", "contiguous")
+  shared["classifier_memory_format"] = torch_settings["memory_format"]
 
   ours = lambda i: finetune(state, real, support, jax.random.key(i), cfg=cfg, mesh=mesh)
   theirs = lambda i: peer.finetune(s_images, s_labels, i)

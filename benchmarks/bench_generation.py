@@ -72,6 +72,8 @@ def run(ctx) -> list[dict]:
            "torch": TorchPipelinePeer(ctx.torch_sd_folder, steps=gen.cfg.num_inference_steps,
                                       guidance=gen.guidance_scale, size=gen.cfg.image_size)}
   torch_settings = sides["torch"].pick_settings([texts[0]] * batch)
+  ctx.shared.setdefault("torch_settings", {}).update(
+      threads=torch_settings["threads"], memory_format=torch_settings["memory_format"])
   agreement = check_same_weights(gen, sides["flax"], sides["torch"], texts[0], batch)
 
   key = jax.random.key(0)
