@@ -83,7 +83,19 @@ _EXPORTS = {
     "UserError": ("jaxsets.errors", "UserError"),
 }
 
-__all__ = sorted(_EXPORTS)
+# A literal list, so that static tools (IDEs, type checkers, `from jaxsets import *`) read it;
+# a test checks that it names exactly the keys of _EXPORTS.
+__all__ = [
+    "AgentState", "ClassifierConfig", "ClassifierState", "DatasetSplits", "DeviceSet",
+    "EvalMetrics", "Generator", "ImageSet", "NonFiniteRewardError", "ObservationConfig",
+    "PPOConfig", "PromptBook", "RewardConfig", "SupportBatch", "SupportSet", "Transition",
+    "UserError", "act", "agent_value", "build_support_set", "check_finite", "device_set",
+    "empty_support", "evaluate", "finetune", "gae", "greedy_action", "init_agent",
+    "init_classifier", "load_config", "load_dataset", "load_generator",
+    "load_generator_from_config", "load_support_set", "make_mesh", "make_observation",
+    "make_prompt_book", "observation_size", "ppo_update", "register_entropy", "replicate",
+    "reward", "support_batch", "train_classifier",
+]
 
 
 def __getattr__(name: str):

@@ -42,7 +42,8 @@ def test_every_public_name_resolves_and_is_documented():
     assert obj.__doc__ and obj.__doc__.strip(), name
     if callable(obj) and not isinstance(obj, type):
       assert "Example" in obj.__doc__, f"jaxsets.{name} has no example"
-  assert sorted(jaxsets.__all__) == jaxsets.__all__ and set(jaxsets.__all__) <= set(dir(jaxsets))
+  assert sorted(jaxsets.__all__) == jaxsets.__all__ == sorted(jaxsets._EXPORTS)
+  assert set(jaxsets.__all__) <= set(dir(jaxsets))
   with pytest.raises(AttributeError, match="public API"):
     jaxsets.run_steps  # internal names are not reachable from the package
 
