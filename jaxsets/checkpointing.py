@@ -11,9 +11,11 @@ own structure. Typed PRNG keys are stored as their raw `key_data`.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import zlib
 
@@ -22,6 +24,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxsets import atomic
+from jaxsets.sharding import put
 from jaxsets.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,8 @@ class Checkpointer:
         item_handlers={"state": ocp.StandardCheckpointHandler(),
                        "meta": ocp.JsonCheckpointHandler()})
     self._closed = False
+    self._reported = False  # a write failure is reported once, not again at close()
+    self._last_started = None
     if not have_config:
       if self._manager.all_steps():
         self._manager.close()
@@ -74,8 +79,10 @@ class Checkpointer:
     # Serialise now: a TypeError here beats one from Orbax's background thread, and the copy
     # keeps the caller's next changes (history.append) out of this still-running async save.
     payload = json.loads(json.dumps(payload))
-    self._manager.save(step, force=True, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(_nest(stored)), meta=ocp.args.JsonSave(payload)))
+    self._last_started = step
+    with self._write_errors(step):
+      self._manager.save(step, force=True, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(_nest(stored)), meta=ocp.args.JsonSave(payload)))
 
   def restore_latest(self, template):
     """Returns None without checkpoints, else (step, state, meta) from the newest good step.
@@ -148,12 +155,39 @@ class Checkpointer:
 
   def wait(self) -> None:
     """Blocks until every save started so far is on disk, renamed into place."""
-    self._manager.wait_until_finished()
+    with self._write_errors(self._last_started):
+      self._manager.wait_until_finished()
 
   def close(self) -> None:
     if not self._closed:
       self._closed = True
-      self._manager.close()  # waits for a save in progress first
+      with self._write_errors(self._last_started):
+        self._manager.close()  # waits for a save in progress first
+
+  def complete_steps(self) -> list[int]:
+    """Steps renamed into place on disk (a save cut short leaves only a *-tmp folder)."""
+    if not os.path.isdir(self.directory):
+      return []
+    return sorted(int(d) for d in os.listdir(self.directory) if d.isdigit())
+
+  @contextlib.contextmanager
+  def _write_errors(self, step):
+    """A full or read-only disk mid-run becomes one clear UserError; the steps already renamed
+    into place are untouched, because Orbax writes a step into a temporary folder first."""
+    try:
+      yield
+    except Exception as e:
+      problem = _write_problem(e)
+      if problem is None or self._reported:
+        raise
+      self._reported = True
+      good = self.complete_steps()
+      what = f"step {step}" if step is not None else "a checkpoint"
+      kept = (f"the newest complete checkpoint, step {good[-1]}, is intact" if good else
+              "no earlier checkpoint exists, so a rerun starts from the beginning")
+      raise UserError(f"could not write {what} to {self.directory} ({problem}); {kept}. Free "
+                      "space or fix the folder's permissions, then run the same command again "
+                      "to resume.") from e
 
   def __enter__(self):
     return self
@@ -277,8 +311,12 @@ def _key_impl(leaf):
 
 def _to_storable(leaf, name):
   if _is_key(leaf):
-    return jax.random.key_data(leaf)
+    leaf = jax.random.key_data(leaf)
   if isinstance(leaf, jax.Array):
+    if jax.process_count() > 1 and leaf.is_fully_addressable:
+      # On several hosts Orbax saves only global arrays; one held by this host alone (a key
+      # made outside jit, say) is the same on every host, so it is stored as numpy.
+      return np.asarray(leaf)
     return leaf  # immutable
   if isinstance(leaf, (np.ndarray, np.generic, bool, int, float)):
     return np.array(leaf)  # a copy: the async save may read it after the caller reuses `leaf`
@@ -303,7 +341,9 @@ def _abstract(leaf):
   if isinstance(leaf, (np.generic, bool, int, float)):
     return np.asarray(leaf)
   if isinstance(leaf, (jax.Array, jax.ShapeDtypeStruct)):
-    sharding = getattr(leaf, "sharding", None) or _default_sharding()
+    sharding = getattr(leaf, "sharding", None)
+    if sharding is None or (jax.process_count() > 1 and sharding.is_fully_addressable):
+      sharding = _default_sharding()  # restore host-local leaves replicated over every host
     return jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding)
   raise TypeError(f"template leaf of type {type(leaf).__name__}; use arrays or ShapeDtypeStruct")
 
@@ -312,7 +352,7 @@ def _from_stored(value, leaf):
   if _is_key(leaf):
     key = jax.random.wrap_key_data(value, impl=_key_impl(leaf))
     sharding = getattr(leaf, "sharding", None)
-    return key if sharding is None else jax.device_put(key, sharding)
+    return key if sharding is None else put(key, sharding)  # also onto other hosts' devices
   if isinstance(leaf, (bool, int, float)):
     return type(leaf)(value.item())
   if isinstance(leaf, np.generic):
@@ -342,6 +382,25 @@ def _crc(a):
   if isinstance(a, jax.Array) and not a.is_fully_addressable:
     return None  # spread over hosts: no single process sees all of it
   return zlib.crc32(np.ascontiguousarray(np.asarray(a)).view(np.uint8).reshape(-1))
+
+
+# What an I/O failure looks like, also when TensorStore reports it as a ValueError with the
+# OS error inside the text ("... File too large [os_error_code='27']").
+_WRITE_PROBLEM = re.compile(r"No space left|File too large|Read-only file system|Permission denied|"
+                            r"Disk quota|os_error_code", re.IGNORECASE)
+
+
+def _write_problem(e: BaseException) -> str | None:
+  """A one-line description of a disk problem behind `e`, or None if `e` is something else."""
+  for err in (e, e.__cause__, e.__context__):
+    if isinstance(err, OSError) and err.errno is not None:
+      return f"{err.strerror or 'OS error'} [errno {err.errno}]"
+    if err is not None and _WRITE_PROBLEM.search(str(err)):
+      text = str(err)
+      m = re.search(r"(No space left on device|File too large|Read-only file system|"
+                    r"Permission denied|Disk quota exceeded)[^\n\]]*\]?", text)
+      return m.group(0) if m else _reason(err)
+  return None
 
 
 def _reason(e: Exception) -> str:

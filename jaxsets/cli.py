@@ -17,6 +17,7 @@ COMMANDS = {
 
 
 def build_parser(argv=None) -> argparse.ArgumentParser:
+  from jaxsets import distributed
   parser = argparse.ArgumentParser(
       prog="jaxsets",
       description="Compact synthetic support sets: a PPO agent prompts Stable Diffusion (JAX).",
@@ -27,6 +28,7 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help_text, description=help_text)
     p.add_argument("--config", required=True, metavar="FILE[:ARG]",
                    help="ml_collections config file, e.g. configs/digits.py or configs/digits.py:smoke")
+    distributed.add_arguments(p)
     if name == chosen:
       module = importlib.import_module(f"jaxsets.commands.{module_name}")
       module.add_arguments(p)
@@ -35,7 +37,7 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-  from jaxsets import config_loading
+  from jaxsets import config_loading, distributed
   from jaxsets.errors import UserError
 
   argv = list(sys.argv[1:] if argv is None else argv)
@@ -47,6 +49,8 @@ def main(argv=None) -> int:
     parser.print_help()
     return 2
   try:
+    # Before the config: joining the other hosts must precede anything that touches a device.
+    distributed.initialize(distributed.parse(vars(args)))
     config = config_loading.load_config_file(args.config)
     config_loading.apply_overrides(config, overrides)
     return int(args.module.run(args, config) or 0)

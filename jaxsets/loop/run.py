@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import jax
 import numpy as np
 
-from jaxsets import sharding
+from jaxsets import distributed, sharding
 from jaxsets.classifier import SupportBatch, empty_support
+from jaxsets.errors import UserError
 from jaxsets.loop import arms, driver
 from jaxsets.loop import state as st
-from jaxsets.loop.setup import make_setup
+from jaxsets.loop.setup import check_config, make_setup
 
 # Config keys that do not change what a run computes: a resumed run may change them.
 RESUMABLE_KEYS = ("loop.checkpoint_every", "loop.keep_checkpoints", "generator.cache_dir",
@@ -23,6 +25,10 @@ def run(config, workdir: str, *, quiet: bool = False) -> dict:
   from jaxsets import checkpointing, outputs
 
   start = time.time()
+  # Before the Checkpointer: it writes config.json, and a config refused afterwards would leave
+  # a workdir that the corrected config could no longer use.
+  check_config(config)
+  quiet = quiet or not distributed.is_writer()  # one progress bar for the whole run
   ckpt = checkpointing.Checkpointer(workdir, config.to_dict(), keep=int(config.loop.keep_checkpoints),
                                     ignore=RESUMABLE_KEYS)
   try:
@@ -35,8 +41,11 @@ def run(config, workdir: str, *, quiet: bool = False) -> dict:
       state, history = driver.fresh_state(s, key, quiet=quiet), driver.new_history()
     else:
       _, state, history = restored
-      if not quiet:
-        print(f"resuming {workdir} at step {int(state.step)} of {driver.total_steps(s)}")
+      if distributed.is_writer():  # always said, also with --no-progress: which step was used
+        skipped = "".join(f"; skipped step {k} ({why}), moved to corrupt_checkpoints/"
+                          for k, why in ckpt.skipped)
+        print(f"resuming {workdir} from checkpoint step {int(state.step)} of "
+              f"{driver.total_steps(s)}{skipped}", file=sys.stderr, flush=True)
     # One placement for fresh and restored states (replicated over the mesh), so both compile
     # the same programs and a resumed run is bit-identical to an uninterrupted one.
     state = sharding.replicate(state, s.mesh)
@@ -63,7 +72,8 @@ def finish(s, state: st.RunState, history: dict, workdir: str, *, seconds: float
   empty = empty_support(rl_support.images.shape[1:], rl_support.mask.shape[0])  # same shapes
   scores = arms.evaluate_arms(s, state, {"baseline": empty, "random": random_support, "rl": rl_support})
   ips = s.spec.images_per_step
-  actions = np.asarray(state.rollout.actions[0])                                # [T, 4]
+  # to_host, not np.asarray: on several hosts an array may be split over processes.
+  actions = sharding.to_host(state.rollout.actions)[0]                         # [T, 4]
   prompts = [s.book.text(a) for a in actions]
   results = {
       "test_accuracy": {arm: scores[arm]["test_accuracy"] for arm in arms.ARMS},
@@ -79,14 +89,21 @@ def finish(s, state: st.RunState, history: dict, workdir: str, *, seconds: float
       "seconds": round(seconds, 1),
       "config": s.config.to_dict(),
   }
-  members = np.asarray(rl_support.mask)           # the roll-out fills the budget; be exact anyway
-  images = np.asarray(rl_support.images)[members]
-  labels = np.asarray(rl_support.labels)[members]
-  rewards = np.asarray(state.rollout_reward)
+  members = sharding.to_host(rl_support.mask)     # the roll-out fills the budget; be exact anyway
+  images = sharding.to_host(rl_support.images)[members]
+  labels = sharding.to_host(rl_support.labels)[members]
+  rewards = sharding.to_host(state.rollout_reward)
   records = [{"prompt": prompts[i // ips], "step": i // ips, "reward": float(rewards[i // ips])}
              for i in range(len(labels))]
-  outputs.write_support_set(workdir, images, labels, s.book.class_names, records)
-  outputs.write_results(workdir, results)
-  outputs.write_report(workdir, results, history, images, labels, [r["prompt"] for r in records],
-                       s.book.class_names)
+  if not distributed.is_writer():  # every host computed the same; one writes
+    return results
+  try:
+    outputs.write_support_set(workdir, images, labels, s.book.class_names, records)
+    outputs.write_results(workdir, results)
+    outputs.write_report(workdir, results, history, images, labels,
+                         [r["prompt"] for r in records], s.book.class_names)
+  except OSError as e:  # each output is swapped in whole, so a failed one leaves the old file
+    raise UserError(f"could not write the outputs in {workdir} ({e.strerror or e}: "
+                    f"{e.filename or ''}). The run's last checkpoint is saved: free space or fix "
+                    "permissions, then run the same command again to write them.") from e
   return results

@@ -3,8 +3,10 @@ generator loaded (pretrained first if it is the embedded one and not cached), th
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
+import numbers
 from typing import Any
-
 
 from jaxsets import data, sharding
 from jaxsets.agent import PPOConfig, RewardConfig
@@ -43,8 +45,62 @@ class RunSetup:
     return u if u > 0 else self.steps_per_episode
 
 
+# The kind each number or switch must have where a config sets it. A config file may hold any
+# Python value and the dataclasses below would coerce it (bool("False") is True, int(2.7) is 2),
+# so the kinds are checked first. Keys absent from a config are not required here.
+_INT_KEYS = ("seed", "loop.images_per_step", "loop.budget", "loop.checkpoint_every",
+             "loop.eval_repeats", "loop.keep_checkpoints", "agent.update_every", "agent.episodes",
+             "agent.num_envs", "agent.epochs", "agent.minibatches", "data.image_size",
+             "data.channels", "data.train_per_class", "generator.num_inference_steps",
+             "classifier.batch_size", "classifier.baseline_steps", "classifier.finetune_steps",
+             "classifier.crop_padding")
+_FLOAT_KEYS = ("agent.learning_rate", "agent.clip_eps", "agent.value_clip_eps", "agent.vf_coef",
+               "agent.ent_coef", "agent.gamma", "agent.gae_lambda", "agent.max_grad_norm",
+               "reward.w_acc", "reward.w_ent", "data.imbalance_ratio", "data.val_fraction",
+               "classifier.learning_rate", "classifier.finetune_learning_rate",
+               "classifier.weight_decay", "classifier.label_smoothing", "generator.guidance_scale")
+_BOOL_KEYS = ("agent.autoregressive", "agent.normalize_advantages", "classifier.augment",
+              "classifier.hflip", "agent.observation.per_class_entropy",
+              "agent.observation.support_counts")
+_MISSING = object()
+
+
+def _get(config, dotted: str):
+  node = config
+  for part in dotted.split("."):
+    if not hasattr(node, "keys") or part not in node:
+      return _MISSING
+    node = node[part]
+  return node
+
+
+def check_value_kinds(config) -> None:
+  """Refuses a value of the wrong kind (a string for a number, 2.5 steps, a NaN rate)."""
+  problems = []
+  for key in _INT_KEYS:
+    v = _get(config, key)
+    if v is not _MISSING and (isinstance(v, bool) or not isinstance(v, numbers.Integral)):
+      problems.append(f"{key}={v!r} must be a whole number")
+  for key in _FLOAT_KEYS:
+    v = _get(config, key)
+    if v is _MISSING:
+      continue
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+      problems.append(f"{key}={v!r} must be a number")
+    elif not math.isfinite(v):
+      problems.append(f"{key}={v!r} must be finite (a NaN or infinite setting makes NaN rewards)")
+  for key in _BOOL_KEYS:
+    v = _get(config, key)
+    if v is not _MISSING and not isinstance(v, bool):
+      problems.append(f"{key}={v!r} must be True or False")
+  if problems:
+    raise UserError("bad config values: " + "; ".join(problems) + ". Fix them in the config "
+                    "file or with --config.KEY=VALUE.")
+
+
 def check_loop_config(config) -> None:
   """Refuses impossible loop settings before anything slow starts."""
+  check_value_kinds(config)
   ips, budget = int(config.loop.images_per_step), int(config.loop.budget)
   if ips < 1:
     raise UserError(f"loop.images_per_step={ips}: must be at least 1.")
@@ -55,10 +111,27 @@ def check_loop_config(config) -> None:
                     f"use e.g. --config.loop.budget={budget - budget % ips or ips}.")
   if int(config.loop.checkpoint_every) < 1 or int(config.loop.eval_repeats) < 1:
     raise UserError("loop.checkpoint_every and loop.eval_repeats must be at least 1.")
+  keep = _get(config, "loop.keep_checkpoints")
+  if keep is not _MISSING and int(keep) < 1:
+    raise UserError(f"loop.keep_checkpoints={keep}: keep at least 1 checkpoint, or a crash "
+                    "would have nothing to resume from.")
   u, steps = int(config.agent.update_every), budget // ips
   if u < 0 or (u and steps % u):
     raise UserError(f"agent.update_every={u} must divide the {steps} steps of an episode "
                     "(budget / images_per_step), or be 0 for one update per episode.")
+
+
+def check_config(config) -> None:
+  """Every check that needs neither data nor a model: a bad value fails in a second, before a
+  workdir is touched or anything slow starts."""
+  check_loop_config(config)
+  _agent_config(config)
+  ClassifierConfig.from_config(config.classifier)
+  try:
+    RewardConfig.from_config(config.reward)
+    json.dumps(config.to_dict())  # the workdir keeps it as config.json
+  except (TypeError, ValueError) as e:
+    raise UserError(f"bad config: {e}") from e
 
 
 def class_names_for(config, splits) -> tuple[str, ...]:
@@ -78,7 +151,7 @@ def class_names_for(config, splits) -> tuple[str, ...]:
 def make_setup(config, *, quiet: bool = False) -> RunSetup:
   from jaxsets.generator import ensure_embedded, load_generator
 
-  check_loop_config(config)
+  check_config(config)
   ppo = _agent_config(config)
   clf_cfg = ClassifierConfig.from_config(config.classifier)
   spec = EnvSpec(images_per_step=int(config.loop.images_per_step), budget=int(config.loop.budget),

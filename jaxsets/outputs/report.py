@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from jaxsets.atomic import atomic_path
+from jaxsets.distributed import is_writer
 from jaxsets.outputs import grid, plots
 from jaxsets.outputs.plots import ARM_LABELS, ARMS
 from jaxsets.outputs.results import jsonable
@@ -174,8 +175,10 @@ def write_report(workdir: str, results: dict, history: dict, support_images, sup
 
   results: results.json's content; history: step_reward, step_episode, episode_reward,
   step_val_accuracy lists; support_images uint8 [N, H, W, C]; support_labels int [N];
-  support_prompts: N strings.
+  support_prompts: N strings. Only process 0 writes.
   """
+  if not is_writer():
+    return os.path.join(workdir, "report.md")
   labels = np.asarray(support_labels).astype(np.int64).reshape(-1)
   prompts = [str(p) for p in support_prompts]
   if len(prompts) != len(labels):

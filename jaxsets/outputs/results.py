@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from jaxsets import atomic
+from jaxsets.distributed import is_writer
 
 
 def jsonable(value):
@@ -26,8 +27,11 @@ def jsonable(value):
 
 
 def write_results(workdir: str, results: dict) -> str:
-  """Writes workdir/results.json atomically; returns its path."""
-  os.makedirs(workdir, exist_ok=True)
+  """Writes workdir/results.json atomically; returns its path. Only process 0 of a run over
+  several hosts writes (the others return the path at once)."""
   path = os.path.join(workdir, "results.json")
+  if not is_writer():
+    return path
+  os.makedirs(workdir, exist_ok=True)
   atomic.write_json(path, jsonable(results))
   return path

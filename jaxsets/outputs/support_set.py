@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from jaxsets.atomic import atomic_path
+from jaxsets.distributed import is_writer
 from jaxsets.imaging import save_png
 from jaxsets.outputs.folders import atomic_dir
 from jaxsets.outputs.results import jsonable
@@ -61,15 +62,17 @@ def write_support_set(workdir: str, images, labels, class_names: Sequence[str],
 
   images uint8 [N, H, W, C] (C = 1 or 3); labels int [N] (dataset class indices); records: N
   dicts with at least prompt, step, reward. The folder appears complete or not at all, and an
-  older support_set is replaced only once the new one is whole.
+  older support_set is replaced only once the new one is whole. Only process 0 writes.
   """
+  target = os.path.join(workdir, "support_set")
+  if not is_writer():
+    return target
   images = np.asarray(images)
   labels = np.asarray(labels).astype(np.int64)
   records = list(records)
   _check(images, labels, class_names, records)
   folders = class_folders(class_names)
   width = max(4, len(str(len(images) - 1)))
-  target = os.path.join(workdir, "support_set")
   with atomic_dir(target) as tmp:
     lines = []
     for i, (image, label, record) in enumerate(zip(images, labels, records)):

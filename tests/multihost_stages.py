@@ -1,0 +1,90 @@
+"""The stages of a run on whatever mesh this process sees, for tests/test_multihost.py.
+
+Run as a script by each of 2 processes (2 fake CPU devices each, joined by
+jaxsets.distributed); called in-process by the test (4 fake devices, 1 process) for the
+reference. Same seed, same config, so the values must agree.
+
+  python tests/multihost_stages.py WORKDIR COORDINATOR NUM_PROCESSES PROCESS_ID -- OVERRIDES...
+"""
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def run_stages(config, workdir: str):
+  """({name: numpy array}, the checkpointed state) from data placement, generation, a
+  fine-tune, a PPO update and a checkpoint save (all processes take part)."""
+  from jaxsets import checkpointing, outputs, sharding
+  from jaxsets.agent import Transition, init_agent, ppo_update
+  from jaxsets.classifier import SupportBatch, finetune, init_state
+  from jaxsets.loop.driver import generate_images
+  from jaxsets.loop.setup import make_setup
+
+  s = make_setup(config, quiet=True)
+  assert s.mesh.size == 4 and s.real.images.sharding.spec[0] == sharding.DATA_AXIS
+  out = {"real_images": sharding.to_host(s.real.images), "real_mask": sharding.to_host(s.real.mask)}
+  key = jax.random.key(0)
+
+  # Generation: 2 prompts x ips images, the batch split over the 4 devices of both hosts.
+  actions = jnp.asarray([[0, 3, 1, 2], [1, 7, 0, 9]], jnp.int32)
+  images = generate_images(s, actions, jax.random.fold_in(key, 1))             # [2, ips, H, W, C]
+  out["generated"] = sharding.to_host(images)
+
+  # One fine-tune on real data + those images (gradients all-reduced across hosts).
+  clf = init_state(jax.random.fold_in(key, 2), s.clf_cfg, s.splits.image_shape,
+                   s.spec.num_classes, s.mesh)
+  flat = images.reshape((-1,) + images.shape[2:])
+  support = SupportBatch(flat, jnp.repeat(actions[:, 1], images.shape[1]),
+                         jnp.ones((flat.shape[0],), bool))
+  clf, losses = finetune(clf, s.real, support, jax.random.fold_in(key, 3), cfg=s.clf_cfg,
+                         mesh=s.mesh)
+  out["finetune_losses"] = sharding.to_host(losses)
+  out.update({f"clf/{i}": sharding.to_host(x) for i, x in enumerate(jax.tree.leaves(clf.params))})
+
+  # One PPO update on a fixed trajectory of 4 environments split over the devices.
+  obs_dim, T, E = 6, 2, 4
+  agent = sharding.replicate(init_agent(jax.random.fold_in(key, 4), obs_dim, 3, 10, s.ppo), s.mesh)
+  rng = np.random.default_rng(0)  # fixed test data, not a learner's randomness
+  traj = Transition(obs=rng.normal(size=(T, E, obs_dim)).astype(np.float32),
+                    action=rng.integers(0, 3, (T, E, 4)).astype(np.int32),
+                    reward=rng.normal(size=(T, E)).astype(np.float32),
+                    done=np.zeros((T, E), bool), value=np.zeros((T, E), np.float32),
+                    log_prob=np.full((T, E), -8.0, np.float32))
+  env_axis = jax.sharding.NamedSharding(s.mesh, jax.sharding.PartitionSpec(None, sharding.DATA_AXIS))
+  traj = jax.tree.map(lambda x: jax.device_put(x, env_axis), traj)
+  agent, metrics = ppo_update(agent, traj, sharding.shard_batch(np.zeros(E, np.float32), s.mesh),
+                              jax.random.fold_in(key, 5), cfg=s.ppo)
+  out.update({f"agent/{i}": sharding.to_host(x) for i, x in enumerate(jax.tree.leaves(agent.params))})
+  out["ppo_loss"] = np.asarray(float(metrics["loss"]))
+
+  # A checkpoint written the multi-host way (every process saves its shards; Orbax's primary
+  # host writes the metadata), to be restored by the test in a single process.
+  state = {"clf": clf.params, "agent": agent.params, "key": key, "generated": images}
+  with checkpointing.Checkpointer(workdir, config.to_dict()) as ckpt:
+    ckpt.save(1, state, {"note": "multihost"})
+  outputs.write_results(workdir, {"ppo_loss": float(metrics["loss"]),
+                                  "process_count": jax.process_count()})
+  return out, state
+
+
+def main(argv) -> int:
+  from jaxsets import config_loading, distributed
+
+  workdir, coordinator, n, i = argv[:4]
+  overrides = argv[argv.index("--") + 1:] if "--" in argv else []
+  distributed.initialize(distributed.parse({"coordinator": coordinator, "num_processes": n,
+                                            "process_id": i}, {}))
+  assert jax.process_count() == int(n) and jax.local_device_count() == 2
+  config = config_loading.load_config_file("configs/digits.py:smoke")
+  config_loading.apply_overrides(config, overrides)
+  out, _ = run_stages(config, workdir)
+  if jax.process_index() == 0:
+    np.savez(os.path.join(workdir, "stages.npz"), **out)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv[1:]))

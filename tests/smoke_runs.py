@@ -1,0 +1,67 @@
+"""`jaxsets` on configs/digits.py:smoke in subprocesses, shrunk to a few seconds per step.
+
+The session fixture `smoke` (conftest.py) pretrains the tiny generator once and shares it, the
+TFDS copy and an XLA compilation cache with every test that starts such runs: a restarted run
+then loads its compiled programs instead of compiling them again (same programs, same bits).
+"""
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+
+# 2 steps of 10 images per episode, 2 episodes + the roll-out = 6 steps; a tiny generator.
+TINY = ["--config.pretrain.steps=20", "--config.pretrain.vae_steps=10",
+        "--config.generator.num_inference_steps=3", "--config.classifier.baseline_steps=20",
+        "--config.classifier.finetune_steps=4", "--config.loop.budget=20",
+        "--config.agent.episodes=2", "--config.agent.num_envs=2"]
+TOTAL_STEPS = 6
+CONFIG = "configs/digits.py:smoke"
+
+
+@dataclasses.dataclass(frozen=True)
+class Smoke:
+  root: str
+  env: dict       # environment for subprocesses (caches)
+  args: list      # TINY + the shared TFDS data_dir
+
+  def cli(self, command, *args, timeout=900, **kw):
+    cmd = [sys.executable, "-m", "jaxsets.cli", command, "--config", CONFIG, *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=self.env, timeout=timeout, **kw)
+
+  def start_run(self, workdir, *extra, launcher=None):
+    """A `jaxsets run` in the background; `launcher` (python source) may patch things first."""
+    head = [sys.executable, "-c", launcher, "run"] if launcher else [sys.executable, "-m", "jaxsets.cli", "run"]
+    cmd = head + ["--config", CONFIG, "--workdir", str(workdir), "--no-progress", *self.args, *extra]
+    return subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def prepare(root) -> Smoke:
+  root = str(root)
+  env = {**os.environ, "JAXSETS_CACHE": os.path.join(root, "cache"), "PYTHONUNBUFFERED": "1",
+         "JAX_COMPILATION_CACHE_DIR": os.path.join(root, "xla"),
+         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+  smoke = Smoke(root, env, TINY + [f"--config.data.data_dir={os.path.join(root, 'tfds')}"])
+  out = smoke.cli("pretrain-generator", *smoke.args, "--no-progress")
+  assert out.returncode == 0, out.stderr[-3000:]
+  return smoke
+
+
+def saved_steps(workdir):
+  folder = os.path.join(str(workdir), "checkpoints")
+  if not os.path.isdir(folder):
+    return []
+  return sorted(int(d) for d in os.listdir(folder) if d.isdigit())
+
+
+def wait_for(proc, predicate, what, timeout=600):
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    if predicate():
+      return
+    if proc.poll() is not None:
+      raise AssertionError(f"the run ended (code {proc.returncode}) before {what}: "
+                           + proc.communicate()[1][-3000:])
+    time.sleep(0.1)
+  raise AssertionError(f"no {what} in {timeout} s")
