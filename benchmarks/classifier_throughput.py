@@ -7,7 +7,7 @@ Times, for the digits recipe in configs/digits.py (override with --config.KEY=VA
     step, 40 per episode): compile time, then the median of --repeats warm calls;
   * baseline training steps (images/s) and evaluation on the test split.
 Every timing ends with block_until_ready; warm-up calls are excluded from steady figures.
-A later issue adds the PyTorch side-by-side in this same script.
+The PyTorch side by side is benchmarks/run.py --only classifier_finetune (bench_classifier.py).
 """
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ Times, for the generator that the config names (built/pretrained first if it is 
   * the RL loop's real pattern: a different prompt every call (--prompts of them, cycled),
     which must reuse the compiled program (the JSON records how many programs were compiled).
 Every timing ends with block_until_ready; warm-up calls are excluded from steady figures.
+The side by side with diffusers' Flax and PyTorch pipelines is benchmarks/run.py --only generation.
 """
 from __future__ import annotations
 
