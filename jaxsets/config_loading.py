@@ -38,7 +38,10 @@ def load_config_file(spec: str) -> ml_collections.ConfigDict:
     raise ConfigError(f"config file {path!r} failed to load: {type(e).__name__}: {e}") from e
   if not hasattr(module, "get_config"):
     raise ConfigError(f"config file {path!r} has no get_config() function.")
-  config = module.get_config(arg) if arg else module.get_config()
+  try:
+    config = module.get_config(arg) if arg else module.get_config()
+  except Exception as e:  # e.g. ml_collections refusing a str where the field holds an int
+    raise ConfigError(f"get_config({arg!r}) in {path!r} failed: {type(e).__name__}: {e}") from e
   if not isinstance(config, ml_collections.ConfigDict):
     raise ConfigError(f"get_config() in {path!r} must return an ml_collections.ConfigDict.")
   config.lock()

@@ -21,3 +21,12 @@ def smoke(tmp_path_factory):
   import smoke_runs
   return smoke_runs.prepare(os.environ.get("JAXSETS_TEST_SMOKE_ROOT")
                             or tmp_path_factory.mktemp("smoke"))
+
+
+@pytest.fixture(scope="session")
+def smoke_uninterrupted(tmp_path_factory, smoke):
+  """The workdir of one uninterrupted smoke run: the reference that resumed runs must equal."""
+  workdir = tmp_path_factory.mktemp("straight")
+  out = smoke.cli("run", "--workdir", str(workdir), "--no-progress", *smoke.args)
+  assert out.returncode == 0, out.stderr[-3000:]
+  return workdir

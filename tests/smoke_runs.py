@@ -45,6 +45,7 @@ def prepare(root) -> Smoke:
   smoke = Smoke(root, env, TINY + [f"--config.data.data_dir={os.path.join(root, 'tfds')}"])
   out = smoke.cli("pretrain-generator", *smoke.args, "--no-progress")
   assert out.returncode == 0, out.stderr[-3000:]
+  assert "recognition rate" in out.stdout  # the generator's quality check ran
   return smoke
 
 

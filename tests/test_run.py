@@ -9,28 +9,17 @@ import time
 
 import pytest
 
-# The smoke config shrunk further: 2 steps of 10 images per episode, 2 episodes, tiny generator.
-TINY = ["--config.pretrain.steps=20", "--config.pretrain.vae_steps=10",
-        "--config.generator.num_inference_steps=3", "--config.classifier.baseline_steps=20",
-        "--config.classifier.finetune_steps=4", "--config.loop.budget=20",
-        "--config.agent.episodes=2", "--config.agent.num_envs=2"]
-TOTAL_STEPS = 6  # (episodes + 1 roll-out) * 2 steps
+from smoke_runs import TOTAL_STEPS
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-  root = tmp_path_factory.mktemp("run")
-  return {**os.environ, "JAXSETS_CACHE": str(root / "cache"), "PYTHONUNBUFFERED": "1"}
+def env(smoke):
+  return smoke.env  # the session's shared generator, TFDS copy and XLA compilation cache
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory, env):
-  data_dir = str(tmp_path_factory.mktemp("tfds"))
-  args = TINY + [f"--config.data.data_dir={data_dir}"]
-  out = jaxsets(env, "pretrain-generator", *args, "--no-progress")
-  assert out.returncode == 0, out.stderr
-  assert "recognition rate" in out.stdout
-  return args
+def tiny(smoke):
+  return smoke.args  # TINY overrides + the shared data_dir (pretrain-generator ran once)
 
 
 def jaxsets(env, command, *args, **kw):
@@ -75,11 +64,8 @@ def outputs_of(workdir):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, env, tiny):
-  workdir = tmp_path_factory.mktemp("straight")
-  out = jaxsets(env, "run", "--workdir", str(workdir), "--no-progress", *tiny)
-  assert out.returncode == 0, out.stderr
-  return workdir
+def uninterrupted(smoke_uninterrupted):
+  return smoke_uninterrupted
 
 
 def test_run_writes_results_support_set_and_report(uninterrupted):

@@ -148,6 +148,27 @@ def class_names_for(config, splits) -> tuple[str, ...]:
   return override
 
 
+def check_dataset(splits) -> None:
+  """Before the generator loads: a dataset a classifier cannot learn from is refused now."""
+  if splits.num_classes < 2:
+    raise UserError(f"the dataset {splits.name!r} has {splits.num_classes} class "
+                    f"({', '.join(map(str, splits.class_names)) or 'none'}): a classifier needs "
+                    "at least 2. For a folder dataset, put each class's images in its own "
+                    "sub-folder (PATH/<class>/*).")
+
+
+def check_dictionary(book: PromptBook) -> None:
+  """Every domain and class name must give the text encoder at least one token: a word made
+  only of characters the tokenizer drops would vanish from every prompt without a word."""
+  for label, words, lengths in (("prompts.domains", book.domains, book.domain_len),
+                                ("class name", book.class_names, book.class_len)):
+    empty = [w for w, n in zip(words, lengths) if int(n) == 0]
+    if empty:
+      raise UserError(f"the {label} {empty[:5]!r} give(s) no tokens to the generator's "
+                      "tokenizer (only characters it drops): use plain words, e.g. set "
+                      "prompts.domains or prompts.class_names.")
+
+
 def make_setup(config, *, quiet: bool = False) -> RunSetup:
   from jaxsets.generator import ensure_embedded, load_generator
 
@@ -159,6 +180,7 @@ def make_setup(config, *, quiet: bool = False) -> RunSetup:
                  reward=RewardConfig.from_config(config.reward),
                  finetune_from=clf_cfg.finetune_from)
   splits = data.load_dataset(config.data, int(config.seed))
+  check_dataset(splits)
   spec = dataclasses.replace(spec, num_classes=splits.num_classes)
   names = class_names_for(config, splits)
   mesh = sharding.make_mesh()
@@ -167,6 +189,7 @@ def make_setup(config, *, quiet: bool = False) -> RunSetup:
   generator = load_generator(config, mesh)
   book = make_prompt_book(generator.parts.tokenizer, config.prompts.template,
                           tuple(config.prompts.domains), names, generator.max_length)
+  check_dictionary(book)
   real = put_on_devices(splits.train, mesh)
   val = put_on_devices(splits.validation, mesh)
   return RunSetup(config, spec, ppo, clf_cfg, splits, real, val, mesh, generator, book)

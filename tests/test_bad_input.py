@@ -1,0 +1,99 @@
+"""Bad input: each is refused with a message naming it and what to do, exit 2 at the CLI, and
+nothing written or changed. (Covered elsewhere: a missing config file and a key typo in
+test_cli.py; unreadable images in test_data_folders.py; missing or mismatched model weights in
+test_generator_loading.py; a NaN reward in test_agent_reward_observation.py; a workdir of
+another config in test_run.py; damaged checkpoints in test_checkpointing.py.)"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from jaxsets import config_loading
+from jaxsets.errors import UserError
+from jaxsets.generator import hf
+from jaxsets.generator.embedded import vocab
+from jaxsets.loop.prompts import make_prompt_book
+from jaxsets.loop.setup import check_config, check_dataset, check_dictionary
+
+
+def jaxsets(*args):
+  return subprocess.run([sys.executable, "-m", "jaxsets.cli", *args], capture_output=True,
+                        text=True, timeout=300)
+
+
+def config_file(tmp_path, body: str, type_safe: bool = True) -> str:
+  """A user config built on configs/digits.py with `body` applied to `c`. type_safe=False: a
+  plain ConfigDict without ml_collections' own type checks, as a config written from scratch."""
+  path = tmp_path / f"my_config_{len(list(tmp_path.glob('my_config_*.py')))}.py"
+  make = ("c = d.get_config()" if type_safe else
+          "c = ml_collections.ConfigDict(d.get_config().to_dict(), type_safe=False)")
+  path.write_text("import importlib.util, os, ml_collections\n"
+                  f"spec = importlib.util.spec_from_file_location('d', {os.path.abspath('configs/digits.py')!r})\n"
+                  "d = importlib.util.module_from_spec(spec); spec.loader.exec_module(d)\n"
+                  f"def get_config():\n  {make}\n"
+                  + "".join(f"  {line}\n" for line in body.splitlines()) + "  return c\n")
+  return str(path)
+
+
+@pytest.mark.parametrize("body, message", [
+    ("c.loop.budget = '400'", "loop.budget='400' must be a whole number"),
+    ("c.loop.images_per_step = 2.5", "loop.images_per_step=2.5 must be a whole number"),
+    ("c.agent.autoregressive = 'False'", "agent.autoregressive='False' must be True or False"),
+    ("c.classifier.learning_rate = float('nan')", "classifier.learning_rate=nan must be finite"),
+    ("c.reward.w_ent = float('inf')", "reward.w_ent=inf must be finite"),
+    ("c.seed = True", "seed=True must be a whole number"),
+    ("c.loop.keep_checkpoints = 0", "keep at least 1 checkpoint"),
+    ("c.reward.entropy = 'shannon'", "config.reward.entropy='shannon' is not known"),
+])
+def test_wrong_kinds_in_a_config_file_are_refused(tmp_path, body, message):
+  config = config_loading.load_config_file(config_file(tmp_path, body, type_safe=False))
+  with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    check_config(config)
+
+
+@pytest.mark.timeout(300)
+def test_a_type_change_that_ml_collections_refuses_names_the_file(tmp_path):
+  path = config_file(tmp_path, "c.loop.budget = '400'")
+  with pytest.raises(config_loading.ConfigError, match=r"get_config\(''\) in .*my_config_0.py.* failed: TypeError.*budget"):
+    config_loading.load_config_file(path)
+
+
+def test_bad_values_at_the_cli_exit_2_and_leave_the_workdir_untouched(tmp_path):
+  workdir = tmp_path / "run"
+  for args, message in [
+      (["--config", "configs/digits.py", "--config.loop.images_per_step=0"], "at least 1"),
+      (["--config", config_file(tmp_path, "c.loop.budget = -10")], "loop.budget=-10"),
+      (["--config", config_file(tmp_path, "c.agent.epochs = 2.0", type_safe=False)],
+       "agent.epochs=2.0 must be a whole number"),
+      (["--config", "configs/digits.py", "--num-processes", "2", "--process-id", "0"],
+       "--coordinator-address"),
+  ]:
+    out = jaxsets("run", "--workdir", str(workdir), *args)
+    assert out.returncode == 2, (args, out.stderr[-2000:])
+    assert message in out.stderr and "Traceback" not in out.stderr, (args, out.stderr[-2000:])
+    # The run's config.json is written only after the config passed: a corrected config can
+    # still use this workdir.
+    assert not workdir.exists() or os.listdir(workdir) == [], os.listdir(workdir)
+
+
+def test_a_dataset_with_one_class_is_refused_before_the_generator_loads():
+  class OneClass:
+    name, num_classes, class_names = "folder:cats", 1, ("cat",)
+  with pytest.raises(UserError, match="'folder:cats' has 1 class .*at least 2.*sub-folder"):
+    check_dataset(OneClass())
+
+
+@pytest.mark.parametrize("word", ["\x00\x01", "\u200b"])
+def test_dictionary_words_the_tokenizer_drops_are_named(tmp_path, word):
+  vocab.write_vocab(str(tmp_path), ["zero one two", "A photo of a"])
+  tokenizer = hf.make_tokenizer(str(tmp_path), 16)
+  book = make_prompt_book(tokenizer, "A {domain} of a {c1}, {c2}, and {c3}", ("photo", word),
+                          ("zero", "one"))
+  with pytest.raises(UserError, match="prompts.domains .*no tokens"):
+    check_dictionary(book)
+  book = make_prompt_book(tokenizer, "A {domain} of a {c1}, {c2}, and {c3}", ("photo", "☃"),
+                          ("zero", "one"))
+  check_dictionary(book)  # unusual but encodable (byte-level BPE): accepted
+  assert np.all(book.domain_len > 0)
