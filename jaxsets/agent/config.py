@@ -29,9 +29,9 @@ class PPOConfig:
   autoregressive: bool = False     # slot k's logits conditioned on the domain and slots < k
   # "per_class": a Dense layer gives the n logits of a slot (parameters grow as n x hidden);
   # "shared": one small MLP scores every class from the actor's features and that class's own
-  # part of the observation (its validation accuracy, support count, ...), plus a learned
-  # per-class bias. What it learns about one class carries to all, so the greedy roll-out can
-  # react to the state (e.g. move on from a class that already has many images).
+  # part of the observation (its validation accuracy, support count, ...). What it learns about
+  # one class carries to all, so the greedy roll-out can react to the state (e.g. move on from a
+  # class that already has many images).
   class_head: str = "per_class"
   learning_rate: float = 1e-3
   clip_eps: float = 0.2            # policy ratio clip

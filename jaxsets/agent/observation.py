@@ -5,7 +5,9 @@ Layout, in order (n = number of classes):
   [1 : 1+n]     per-class validation accuracy
   [1+n]         fraction of the synthetic budget used (num_synthetic / budget), in [0, 1]
   [next n]      if cfg.per_class_entropy: per-class mean predictive entropy / log(n), ~[0, 1]
-  [next n]      if cfg.support_counts:    support-set images per class / budget, in [0, 1]
+  [next n]      if cfg.support_counts:    support-set images per class / (budget / n): 1 is the
+                class's balanced share of the final set (so one step of 10 images of 400 moves
+                a digit's entry by 0.25, not by 0.025 as a share of the budget would)
 Every entry is of order 1, so the MLP needs no running normalisation. Leading dims allowed.
 `metrics` is an EvalMetrics-like object: accuracy [...], per_class_accuracy [..., n] and, when
 per_class_entropy is on, per_class_entropy [..., n] (nats).
@@ -41,7 +43,7 @@ def make_observation(metrics, num_synthetic: jax.Array, class_counts: jax.Array,
                        "metrics have no per_class_entropy field.")
     parts.append(jnp.asarray(metrics.per_class_entropy, jnp.float32) / math.log(max(n, 2)))
   if cfg.support_counts:
-    parts.append(jnp.asarray(class_counts, jnp.float32) / budget)
+    parts.append(jnp.asarray(class_counts, jnp.float32) * (n / budget))
   batch = jnp.broadcast_shapes(*(p.shape[:-1] for p in parts))
   return jnp.concatenate([jnp.broadcast_to(p, batch + p.shape[-1:]) for p in parts], axis=-1)
 

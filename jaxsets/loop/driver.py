@@ -7,6 +7,8 @@ resumed from any checkpoint ends exactly as an uninterrupted one.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,10 +26,17 @@ class Preempted(Exception):
   """The run was asked to stop (SIGTERM/SIGINT) and saved its state."""
 
 
+@partial(jax.jit, static_argnames=("book", "images_per_prompt"))
+def prompt_ids(actions, *, book, images_per_prompt: int):
+  """actions int32 [E, 4] -> CLIP ids int32 [E*ips, L], each prompt repeated ips times. Jitted:
+  op by op, assembling the ids cost about 50 ms a step (a sixth of a generation)."""
+  return book.ids(jnp.repeat(actions, images_per_prompt, axis=0))
+
+
 def generate_images(s: RunSetup, actions, key):
   """actions int32 [E, 4] -> images uint8 [E, ips, H, W, C] (ips images per prompt)."""
   ips = s.spec.images_per_step
-  ids = s.book.ids(jnp.repeat(actions, ips, axis=0))                            # [E*ips, L]
+  ids = prompt_ids(actions, book=s.book, images_per_prompt=ips)                 # [E*ips, L]
   images = s.generator.generate_ids(ids, key)
   return images.reshape((actions.shape[0], ips) + images.shape[1:])
 
