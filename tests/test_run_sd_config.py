@@ -39,3 +39,49 @@ def test_cifar10_sd_smoke_runs_with_a_tiny_sd(tmp_path):
   first = Image.open(tmp_path / "work" / "support_set" / rows[0]["file"])
   assert first.size == (32, 32) and first.mode == "RGB"   # 16x16 SD output resized to the data's size
   assert {r["class_name"] for r in rows} <= set(CLASSES)
+
+
+def make_tiny_imagenet(root):
+  """Tiny-ImageNet's own layout at 64x64: wnids.txt, words.txt, train/<wnid>/images/*.JPEG,
+  val/images + val/val_annotations.txt (which jaxsets uses as the test split)."""
+  rng = np.random.default_rng(1)  # test data, not a learner
+  wnids = [f"n0000000{c}" for c in range(len(CLASSES))]
+  os.makedirs(os.path.join(root, "val", "images"))
+  with open(os.path.join(root, "wnids.txt"), "w") as f:
+    f.write("\n".join(wnids) + "\n")
+  with open(os.path.join(root, "words.txt"), "w") as f:  # English names the tiny tokenizer knows
+    f.writelines(f"{w}\t{name}\n" for w, name in zip(wnids, CLASSES))
+  annotations = []
+  for c, w in enumerate(wnids):
+    os.makedirs(os.path.join(root, "train", w, "images"))
+    for i in range(12):
+      img = rng.integers(0, 60, (64, 64, 3), dtype=np.uint8)
+      img[:, :, c] += 150
+      Image.fromarray(img).save(os.path.join(root, "train", w, "images", f"{w}_{i}.JPEG"))
+    for i in range(4):
+      img = rng.integers(0, 60, (64, 64, 3), dtype=np.uint8)
+      img[:, :, c] += 150
+      Image.fromarray(img).save(os.path.join(root, "val", "images", f"val_{c}_{i}.JPEG"))
+      annotations.append(f"val_{c}_{i}.JPEG\t{w}\t0\t0\t64\t64")
+  with open(os.path.join(root, "val", "val_annotations.txt"), "w") as f:
+    f.write("\n".join(annotations) + "\n")
+  return root
+
+
+def test_tiny_imagenet_sd_smoke_runs_on_the_tiny_imagenet_layout(tmp_path):
+  """The 64x64 config (its smoke variant swaps ResNet-18 for the small CNN on CPU), a 16x16 tiny SD
+  upsampled to 64x64, WordNet ids mapped to English names through words.txt."""
+  sd = save_tiny_sd(str(tmp_path / "tiny_sd"), channels=3)
+  folder = make_tiny_imagenet(str(tmp_path / "tin"))
+  config = config_loading.load_config_file("configs/tiny_imagenet_sd.py:smoke")
+  config_loading.apply_overrides(config, [f"--config.data.name=folder:{folder}",
+                                          f"--config.generator.model={sd}",
+                                          "--config.prompts.domains=photo,drawing"])
+  results = run(config, str(tmp_path / "work"), quiet=True)
+  assert results["num_synthetic"] == 8
+  assert all(0.0 <= results["test_accuracy"][arm] <= 1.0 for arm in ("baseline", "random", "rl"))
+  with open(tmp_path / "work" / "support_set" / "manifest.jsonl") as f:
+    rows = [json.loads(line) for line in f]
+  first = Image.open(tmp_path / "work" / "support_set" / rows[0]["file"])
+  assert first.size == (64, 64) and first.mode == "RGB"
+  assert {r["class_name"] for r in rows} <= set(CLASSES)
