@@ -18,7 +18,7 @@ def run_stages(config, workdir: str):
   """({name: numpy array}, the checkpointed state) from data placement, generation, a
   fine-tune, a PPO update and a checkpoint save (all processes take part)."""
   from jaxsets import checkpointing, outputs, sharding
-  from jaxsets.agent import Transition, init_agent, ppo_update
+  from jaxsets.agent import Transition, init_agent, observation_size, ppo_update
   from jaxsets.classifier import SupportBatch, finetune, init_state
   from jaxsets.loop.driver import generate_images
   from jaxsets.loop.setup import make_setup
@@ -45,7 +45,7 @@ def run_stages(config, workdir: str):
   out.update({f"clf/{i}": sharding.to_host(x) for i, x in enumerate(jax.tree.leaves(clf.params))})
 
   # One PPO update on a fixed trajectory of 4 environments split over the devices.
-  obs_dim, T, E = 6, 2, 4
+  obs_dim, T, E = observation_size(10, s.ppo.observation), 2, 4
   agent = sharding.replicate(init_agent(jax.random.fold_in(key, 4), obs_dim, 3, 10, s.ppo), s.mesh)
   rng = np.random.default_rng(0)  # fixed test data, not a learner's randomness
   traj = Transition(obs=rng.normal(size=(T, E, obs_dim)).astype(np.float32),

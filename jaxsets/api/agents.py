@@ -34,14 +34,14 @@ def make_observation(metrics, num_synthetic, class_counts, *, budget: int,
   """The agent's state vector float32 [..., obs_dim] from validation `EvalMetrics`
   (accuracy [...], per_class_accuracy [..., n]), num_synthetic int [...] (support images so far)
   and class_counts int [..., n] (of them per class); budget: the final support-set size.
-  Layout: [accuracy, per-class accuracy (n), num_synthetic / budget, counts / budget (n)].
+  Layout: [accuracy, per-class accuracy (n), num_synthetic / budget, counts / (budget / n) (n)].
 
   Example:
     >>> import jax.numpy as jnp, jaxsets
     >>> m = jaxsets.EvalMetrics(jnp.float32(0.5), jnp.full((3,), 0.5), jnp.float32(1.0),
     ...                         jnp.zeros((3, 3), jnp.int32))
     >>> jaxsets.make_observation(m, 10, jnp.array([10, 0, 0]), budget=40).tolist()
-    [0.5, 0.5, 0.5, 0.5, 0.25, 0.25, 0.0, 0.0]
+    [0.5, 0.5, 0.5, 0.5, 0.25, 0.75, 0.0, 0.0]
   """
   return _observation.make_observation(metrics, num_synthetic, class_counts, budget=budget,
                                        cfg=cfg or ObservationConfig())
