@@ -5,6 +5,7 @@ TFDS copy and an XLA compilation cache with every test that starts such runs: a 
 then loads its compiled programs instead of compiling them again (same programs, same bits).
 """
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -66,3 +67,18 @@ def wait_for(proc, predicate, what, timeout=600):
                            + proc.communicate()[1][-3000:])
     time.sleep(0.1)
   raise AssertionError(f"no {what} in {timeout} s")
+
+
+def outputs_of(workdir):
+  """(results.json without its timing, manifest rows, PNG bytes by file): what must be identical
+  between an interrupted-and-resumed run and an uninterrupted one."""
+  with open(os.path.join(workdir, "results.json")) as f:
+    results = json.load(f)
+  results.pop("seconds")
+  with open(os.path.join(workdir, "support_set", "manifest.jsonl")) as f:
+    manifest = [json.loads(line) for line in f]
+  pngs = {}
+  for row in manifest:
+    with open(os.path.join(workdir, "support_set", row["file"]), "rb") as f:
+      pngs[row["file"]] = f.read()
+  return results, manifest, pngs

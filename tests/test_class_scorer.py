@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsets.agent import (ObservationConfig, PPOConfig, Transition, act, evaluate_actions,
+from jaxsets.agent import (ObservationConfig, PPOConfig, Transition, act,
                            greedy_action, init_agent, observation_size, ppo_update)
 from jaxsets.agent.class_scorer import SharedClassScorer
 from jaxsets.agent.observation import split_observation
@@ -69,23 +69,30 @@ def test_obs_dim_must_match_the_layout():
     init_agent(jax.random.key(0), 5, 3, 4, _cfg())
 
 
-def _fewest_images_accuracy(class_head):
-  n, E, updates = 8, 64, 30
-  cfg = _cfg(class_head=class_head, learning_rate=3e-3, ent_coef=0.0, max_grad_norm=1.0)
+def _train_on_bandit(cfg, n, reward_fn, *, updates, key):
+  """`updates` PPO updates on one-step episodes of E = 64 random states; reward_fn(obs
+  [1, E, obs_dim], action [1, E, 4]) -> float32 [1, E]. Returns the trained AgentState."""
+  E = 64
   state = init_agent(jax.random.key(0), observation_size(n, OBS_CFG), 2, n, cfg)
-  key = jax.random.key(3)
   for _ in range(updates):
     key, k_obs, k_act, k_up = jax.random.split(key, 4)
     obs = _obs(k_obs, (1, E), n)
     action, log_prob, value = act(state.params, obs, k_act, network=state.network)
-    target = jnp.argmin(obs[..., 2 + n:], axis=-1)
-    reward = (action[..., 1] == target).astype(jnp.float32)
-    traj = Transition(obs, action, reward, jnp.ones((1, E), bool), value, log_prob)
+    traj = Transition(obs, action, reward_fn(obs, action), jnp.ones((1, E), bool), value, log_prob)
     state, _ = ppo_update(state, traj, jnp.zeros((E,)), k_up, cfg=cfg)
+  return state
+
+
+def _fewest_images_accuracy(class_head):
+  n = 8
+  fewest = lambda obs: jnp.argmin(obs[..., 2 + n:], axis=-1)
+  cfg = _cfg(class_head=class_head, learning_rate=3e-3, ent_coef=0.0, max_grad_norm=1.0)
+  state = _train_on_bandit(
+      cfg, n, lambda obs, action: (action[..., 1] == fewest(obs)).astype(jnp.float32),
+      updates=30, key=jax.random.key(3))
   test_obs = _obs(jax.random.key(99), (256,), n)
   greedy = greedy_action(state.params, test_obs, network=state.network)
-  accuracy = float(jnp.mean(greedy[:, 1] == jnp.argmin(test_obs[:, 2 + n:], -1)))
-  return accuracy
+  return float(jnp.mean(greedy[:, 1] == fewest(test_obs)))
 
 
 def test_learns_to_pick_the_class_with_fewest_images():
@@ -100,19 +107,12 @@ def test_learns_to_pick_the_class_with_fewest_images():
 def test_autoregressive_shared_head_learns_to_repeat_c1():
   """Reward 1 when c2 == c3 == c1 (a "pure" prompt), whatever c1 is: the "chosen for an
   earlier slot" feature makes it one weight to learn."""
-  n, E, updates = 10, 64, 25
+  n = 10
   cfg = _cfg(autoregressive=True, learning_rate=3e-3, ent_coef=0.0, max_grad_norm=1.0)
-  state = init_agent(jax.random.key(0), observation_size(n, OBS_CFG), 2, n, cfg)
-  key = jax.random.key(4)
-  for _ in range(updates):
-    key, k_obs, k_act, k_up = jax.random.split(key, 4)
-    obs = _obs(k_obs, (1, E), n)
-    action, log_prob, value = act(state.params, obs, k_act, network=state.network)
-    reward = ((action[..., 2] == action[..., 1]) & (action[..., 3] == action[..., 1])).astype(jnp.float32)
-    traj = Transition(obs, action, reward, jnp.ones((1, E), bool), value, log_prob)
-    state, _ = ppo_update(state, traj, jnp.zeros((E,)), k_up, cfg=cfg)
+  pure = lambda action: (action[..., 2] == action[..., 1]) & (action[..., 3] == action[..., 1])
+  state = _train_on_bandit(cfg, n, lambda obs, action: pure(action).astype(jnp.float32),
+                           updates=25, key=jax.random.key(4))
   test_obs = _obs(jax.random.key(98), (128,), n)
   action, _, _ = act(state.params, test_obs, jax.random.key(5), network=state.network)
-  pure = float(jnp.mean((action[:, 2] == action[:, 1]) & (action[:, 3] == action[:, 1])))
-  print("pure share", pure)
-  assert pure > 0.8
+  share = float(jnp.mean(pure(action)))
+  assert share > 0.8, share

@@ -16,7 +16,7 @@ import threading
 
 import pytest
 
-from smoke_runs import TOTAL_STEPS, saved_steps, wait_for
+from smoke_runs import TOTAL_STEPS, outputs_of, saved_steps, wait_for
 
 # Runs the CLI after patching one thing, so that the test can SIGKILL it at a chosen moment:
 # STALL=rename:N  Orbax's final rename of checkpoint step N never happens (the step is fully
@@ -43,19 +43,6 @@ LAUNCHER = textwrap.dedent("""
   from jaxsets.cli import main
   sys.exit(main(sys.argv[1:]))
 """)
-
-
-def outputs_of(workdir):
-  with open(os.path.join(workdir, "results.json")) as f:
-    results = json.load(f)
-  results.pop("seconds")
-  with open(os.path.join(workdir, "support_set", "manifest.jsonl")) as f:
-    manifest = [json.loads(line) for line in f]
-  pngs = {}
-  for row in manifest:
-    with open(os.path.join(workdir, "support_set", row["file"]), "rb") as f:
-      pngs[row["file"]] = f.read()
-  return results, manifest, pngs
 
 
 def killed_at(smoke, workdir, stall, tmp_path):

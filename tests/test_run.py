@@ -1,6 +1,5 @@
 """`jaxsets run` end to end on a tiny config: outputs, exact resume after SIGTERM and SIGKILL,
 refusal of a workdir that holds another config. Each run is a real subprocess."""
-import json
 import os
 import signal
 import subprocess
@@ -9,7 +8,7 @@ import time
 
 import pytest
 
-from smoke_runs import TOTAL_STEPS
+from smoke_runs import TOTAL_STEPS, outputs_of
 
 
 @pytest.fixture(scope="module")
@@ -48,19 +47,6 @@ def wait_for_step(proc, workdir, step, timeout=600):
     assert proc.poll() is None, proc.communicate()
     time.sleep(0.2)
   raise AssertionError(f"no checkpoint of step {step} in {timeout} s")
-
-
-def outputs_of(workdir):
-  with open(os.path.join(workdir, "results.json")) as f:
-    results = json.load(f)
-  results.pop("seconds")
-  with open(os.path.join(workdir, "support_set", "manifest.jsonl")) as f:
-    manifest = [json.loads(line) for line in f]
-  pngs = {}
-  for row in manifest:
-    with open(os.path.join(workdir, "support_set", row["file"]), "rb") as f:
-      pngs[row["file"]] = f.read()
-  return results, manifest, pngs
 
 
 @pytest.fixture(scope="module")
