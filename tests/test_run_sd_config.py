@@ -13,13 +13,19 @@ from tiny_sd import save_tiny_sd
 CLASSES = ("zero", "one", "two")  # words the tiny tokenizer knows
 
 
+def class_image(rng, c, size):
+  """uint8 [size, size, 3] noise with class c's own dominant colour channel."""
+  img = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+  img[:, :, c] += 150
+  return img
+
+
 def make_folder(root):
   rng = np.random.default_rng(0)  # test data, not a learner
   for c, name in enumerate(CLASSES):
     os.makedirs(os.path.join(root, name))
     for i in range(16):
-      img = rng.integers(0, 60, (32, 32, 3), dtype=np.uint8)
-      img[:, :, c] += 150          # each class has its own dominant colour
+      img = class_image(rng, c, 32)
       Image.fromarray(img).save(os.path.join(root, name, f"{i}.png"))
   return root
 
@@ -55,12 +61,10 @@ def make_tiny_imagenet(root):
   for c, w in enumerate(wnids):
     os.makedirs(os.path.join(root, "train", w, "images"))
     for i in range(12):
-      img = rng.integers(0, 60, (64, 64, 3), dtype=np.uint8)
-      img[:, :, c] += 150
+      img = class_image(rng, c, 64)
       Image.fromarray(img).save(os.path.join(root, "train", w, "images", f"{w}_{i}.JPEG"))
     for i in range(4):
-      img = rng.integers(0, 60, (64, 64, 3), dtype=np.uint8)
-      img[:, :, c] += 150
+      img = class_image(rng, c, 64)
       Image.fromarray(img).save(os.path.join(root, "val", "images", f"val_{c}_{i}.JPEG"))
       annotations.append(f"val_{c}_{i}.JPEG\t{w}\t0\t0\t64\t64")
   with open(os.path.join(root, "val", "val_annotations.txt"), "w") as f:
