@@ -39,8 +39,14 @@ class EnvSpec:
 class EnvState(NamedTuple):
   """E environments. support: SupportBatch of [E, budget, ...]; actions int32 [E, T, 4] taken so
   far; metrics: EvalMetrics of [E] (validation, after the last step); clf: the last fine-tuned
-  classifiers ([E] params); finetune_key: [E] keys, fixed within an episode (common random
-  numbers: consecutive rewards differ by the support set, not by minibatch noise); t: step."""
+  classifiers ([E] params); finetune_key: [E] keys, fixed within an episode; t: step.
+
+  The fixed key is not common random numbers in effect: minibatch rows are drawn over real +
+  support, whose size grows every step, so consecutive fine-tunes see different batches, and
+  even with draws made stable under growth (tried: a min-hash choice of support rows) the 40
+  SGD steps decorrelate. Measured on digits (12 keys, one fixed set, + 10 images): the reward's
+  sd was 0.0037-0.0078 with stable draws and 0.0060-0.0100 without, against 0.0054-0.0065 for
+  one validation accuracy; about as if the two fine-tunes were independent."""
   support: SupportBatch
   actions: jax.Array
   metrics: EvalMetrics
