@@ -1,0 +1,53 @@
+"""Shared set-up of the issue-5 studies: the embedded default's run setup and baseline for a seed.
+
+Run every study from the repository root with the embedded generator cached, e.g.
+  JAXSETS_CACHE=~/.cache/jaxsets python studies/issue5/reward_noise.py current
+"""
+import sys
+
+import jax
+
+from jaxsets import config_loading
+from jaxsets.classifier import train_baseline
+from jaxsets.loop import state as st
+from jaxsets.loop.setup import make_setup
+
+
+def setup(seed: int = 0, overrides=()):
+  """-> (RunSetup, root key, baseline ClassifierState) exactly as `jaxsets run` builds them."""
+  config = config_loading.load_config_file("configs/digits.py")
+  config_loading.apply_overrides(config, [f"--config.seed={seed}", *overrides])
+  s = make_setup(config, quiet=True)
+  key = jax.random.key(seed)
+  baseline, _ = train_baseline(s.splits.train, s.spec.num_classes, st.stream(key, st.BASELINE),
+                               cfg=s.clf_cfg, mesh=s.mesh, progress=False)
+  return s, key, baseline
+
+
+def arg(i: int, default: str) -> str:
+  return sys.argv[i] if len(sys.argv) > i else default
+
+
+def restore_run(workdir: str):
+  """A finished `jaxsets run` of configs/digits.py: -> (RunSetup, root key, its last RunState)."""
+  import json
+
+  from jaxsets import checkpointing
+
+  config = config_loading.load_config_file("configs/digits.py")
+  with open(f"{workdir}/config.json") as f:
+    saved = json.load(f)
+  config_loading.apply_overrides(config, [f"--config.seed={saved['seed']}"])
+  differing = sorted(k for k in saved if json.dumps(saved[k], sort_keys=True)
+                     != json.dumps(config.to_dict()[k], sort_keys=True))
+  if differing:
+    raise SystemExit(f"{workdir} was run with other settings in {differing}: not comparable.")
+  s = make_setup(config, quiet=True)
+  key = jax.random.key(int(config.seed))
+  template = jax.eval_shape(lambda k: st.initial_state(s, st.untrained_baseline(s, k), k), key)
+  ckpt = checkpointing.Checkpointer(workdir, config.to_dict(), keep=2)
+  try:
+    _, state, _ = ckpt.restore_latest(template)
+  finally:
+    ckpt.close()
+  return s, key, state
