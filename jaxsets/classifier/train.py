@@ -13,7 +13,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from jax.sharding import Mesh
+from jax.sharding import Mesh, PartitionSpec as P
 
 from jaxsets import sharding
 from jaxsets.classifier.config import ClassifierConfig
@@ -37,12 +37,36 @@ def empty_support(image_shape, rows: int) -> SupportBatch:
                       jnp.zeros((rows,), jnp.int32), jnp.zeros((rows,), bool))
 
 
-def loss_fn(params, state: ClassifierState, images, labels, label_smoothing):
-  """Mean softmax cross-entropy of a batch (images uint8 [B,H,W,C], labels int32 [B])."""
+def example_losses(params, state: ClassifierState, images, labels, label_smoothing):
+  """Softmax cross-entropy of each row (images uint8 [B,H,W,C], labels int32 [B]): float32 [B]."""
   model = make_model(state.model, state.num_classes)
   logits = model.apply({"params": params}, preprocess(images))      # [B, n]
   targets = optax.smooth_labels(jax.nn.one_hot(labels, state.num_classes), label_smoothing)
-  return jnp.mean(optax.softmax_cross_entropy(logits, targets))
+  return optax.softmax_cross_entropy(logits, targets)
+
+
+def loss_fn(params, state: ClassifierState, images, labels, label_smoothing):
+  """Mean softmax cross-entropy of a batch (images uint8 [B,H,W,C], labels int32 [B])."""
+  return jnp.mean(example_losses(params, state, images, labels, label_smoothing))
+
+
+def sharded_loss_and_grads(params, state: ClassifierState, images, labels, label_smoothing, *,
+                           mesh: Mesh):
+  """loss_fn and its gradient for a batch split over `mesh`, the same bits on any layout of its
+  devices over processes: each device differentiates sum(its rows' losses) / B, and the D
+  parts are added in device order (sharding.fixed_order_sum) where jit would all-reduce them.
+  Returns (loss float32 [], grads like params), replicated."""
+  batch = labels.shape[0]
+
+  def local(params, images, labels, label_smoothing):          # this device's B / D rows
+    part = lambda p: jnp.sum(example_losses(p, state, images, labels, label_smoothing)) / batch
+    return sharding.fixed_order_sum(jax.value_and_grad(part)(params))
+
+  rows = P(sharding.DATA_AXIS)
+  # check_vma=False: all_gather's result is the same on every device, which shard_map's type
+  # check cannot see; out_specs P() then takes it as it is.
+  return jax.shard_map(local, mesh=mesh, in_specs=(P(), rows, rows, P()), out_specs=P(),
+                       check_vma=False)(params, images, labels, label_smoothing)
 
 
 def train_steps(state: ClassifierState, real: DeviceSet, support: SupportBatch, key: jax.Array,
@@ -50,19 +74,26 @@ def train_steps(state: ClassifierState, real: DeviceSet, support: SupportBatch, 
                 mesh: Mesh | None = None):
   """`num_steps` optimizer steps on minibatches drawn uniformly from the valid rows of real and
   support together. Step i uses fold_in(key, first_step + i), so a run cut into chunks draws
-  the same batches as one long run. Returns (state, losses float32 [num_steps])."""
+  the same batches as one long run. With a mesh of several devices the batch is split over
+  them and the gradient summed in a fixed order (sharded_loss_and_grads). Returns (state,
+  losses float32 [num_steps])."""
+  split = mesh is not None and mesh.size > 1
 
   def step(carry, i):
     params, opt_state = carry
     k_batch, k_aug = jax.random.split(jax.random.fold_in(key, first_step + i))
     images, labels = sample_union(k_batch, real, DeviceSet(*support), cfg.batch_size)
-    if mesh is not None:  # the batch is split over the devices; jit all-reduces the grads
+    if mesh is not None:  # the batch is split over the devices
       images, labels = jax.lax.with_sharding_constraint(
           (images, labels), sharding.batch_sharding(mesh))
     if cfg.augment:
       images = augment_ops.augment(k_aug, images, crop_padding=cfg.crop_padding, hflip=cfg.hflip)
-    loss, grads = jax.value_and_grad(loss_fn)(params, state, images, labels,
-                                              cfg.label_smoothing)
+    if split:
+      loss, grads = sharded_loss_and_grads(params, state, images, labels, cfg.label_smoothing,
+                                           mesh=mesh)
+    else:
+      loss, grads = jax.value_and_grad(loss_fn)(params, state, images, labels,
+                                                cfg.label_smoothing)
     updates, opt_state = tx.update(grads, opt_state, params)
     return (optax.apply_updates(params, updates), opt_state), loss
 
