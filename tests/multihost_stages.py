@@ -2,9 +2,12 @@
 
 Run as a script by each of 2 processes (2 fake CPU devices each, joined by
 jaxsets.distributed); called in-process by the test (4 fake devices, 1 process) for the
-reference. Same seed, same config, so the values must agree.
+reference. Same seed, same config, so the values must agree bit for bit.
 
-  python tests/multihost_stages.py WORKDIR COORDINATOR NUM_PROCESSES PROCESS_ID -- OVERRIDES...
+  python tests/multihost_stages.py WORKDIR COORDINATOR NUM_PROCESSES PROCESS_ID [--run DIR] -- OVERRIDES...
+
+With --run DIR the same processes then run the whole `jaxsets run` command in DIR (the smoke
+config with OVERRIDES): one start-up and one join of the processes for both.
 """
 import os
 import sys
@@ -13,13 +16,26 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+CONFIG = "configs/digits.py:smoke"
+
+
+def ppo_trajectory(obs_dim: int, T: int, E: int):
+  """A fixed trajectory (Transition of numpy [T, E, ...]): test data, not a learner's randomness."""
+  from jaxsets.agent import Transition
+  rng = np.random.default_rng(0)
+  return Transition(obs=rng.normal(size=(T, E, obs_dim)).astype(np.float32),
+                    action=rng.integers(0, 3, (T, E, 4)).astype(np.int32),
+                    reward=rng.normal(size=(T, E)).astype(np.float32),
+                    done=np.zeros((T, E), bool), value=np.zeros((T, E), np.float32),
+                    log_prob=np.full((T, E), -8.0, np.float32))
+
 
 def run_stages(config, workdir: str):
   """({name: numpy array}, the checkpointed state) from data placement, generation, a
-  fine-tune, a PPO update and a checkpoint save (all processes take part)."""
+  fine-tune, an evaluation, PPO updates and a checkpoint save (all processes take part)."""
   from jaxsets import checkpointing, outputs, sharding
-  from jaxsets.agent import Transition, init_agent, observation_size, ppo_update
-  from jaxsets.classifier import SupportBatch, finetune, init_state
+  from jaxsets.agent import init_agent, observation_size, ppo_update
+  from jaxsets.classifier import SupportBatch, evaluate, finetune, init_state
   from jaxsets.loop.driver import generate_images
   from jaxsets.loop.setup import make_setup
 
@@ -33,7 +49,8 @@ def run_stages(config, workdir: str):
   images = generate_images(s, actions, jax.random.fold_in(key, 1))             # [2, ips, H, W, C]
   out["generated"] = sharding.to_host(images)
 
-  # One fine-tune on real data + those images (gradients all-reduced across hosts).
+  # One fine-tune on real data + those images, the batch split over the devices of both hosts
+  # (per-device gradients added in device order across hosts).
   clf = init_state(jax.random.fold_in(key, 2), s.clf_cfg, s.splits.image_shape,
                    s.spec.num_classes, s.mesh)
   flat = images.reshape((-1,) + images.shape[2:])
@@ -44,45 +61,56 @@ def run_stages(config, workdir: str):
   out["finetune_losses"] = sharding.to_host(losses)
   out.update({f"clf/{i}": sharding.to_host(x) for i, x in enumerate(jax.tree.leaves(clf.params))})
 
-  # One PPO update on a fixed trajectory of 4 environments split over the devices.
+  # Its metrics on the validation split, which lies split over the devices of both hosts.
+  metrics = evaluate(clf, s.val.images, s.val.labels, s.val.mask, chunk=s.clf_cfg.eval_chunk)
+  out.update({f"eval/{k}": sharding.to_host(v) for k, v in metrics._asdict().items()})
+
+  # PPO updates on a fixed trajectory of 4 environments: replicated, as `jaxsets run` holds it,
+  # and split over the devices along the environments.
   obs_dim, T, E = observation_size(10, s.ppo.observation), 2, 4
-  agent = sharding.replicate(init_agent(jax.random.fold_in(key, 4), obs_dim, 3, 10, s.ppo), s.mesh)
-  rng = np.random.default_rng(0)  # fixed test data, not a learner's randomness
-  traj = Transition(obs=rng.normal(size=(T, E, obs_dim)).astype(np.float32),
-                    action=rng.integers(0, 3, (T, E, 4)).astype(np.int32),
-                    reward=rng.normal(size=(T, E)).astype(np.float32),
-                    done=np.zeros((T, E), bool), value=np.zeros((T, E), np.float32),
-                    log_prob=np.full((T, E), -8.0, np.float32))
+  agent0 = sharding.replicate(init_agent(jax.random.fold_in(key, 4), obs_dim, 3, 10, s.ppo), s.mesh)
+  traj = ppo_trajectory(obs_dim, T, E)
   env_axis = jax.sharding.NamedSharding(s.mesh, jax.sharding.PartitionSpec(None, sharding.DATA_AXIS))
-  traj = jax.tree.map(lambda x: jax.device_put(x, env_axis), traj)
-  agent, metrics = ppo_update(agent, traj, sharding.shard_batch(np.zeros(E, np.float32), s.mesh),
-                              jax.random.fold_in(key, 5), cfg=s.ppo)
-  out.update({f"agent/{i}": sharding.to_host(x) for i, x in enumerate(jax.tree.leaves(agent.params))})
-  out["ppo_loss"] = np.asarray(float(metrics["loss"]))
+  placements = {"ppo_replicated": (sharding.replicate(traj, s.mesh),
+                                   sharding.replicate(np.zeros(E, np.float32), s.mesh)),
+                "ppo": (jax.tree.map(lambda x: jax.device_put(x, env_axis), traj),
+                        sharding.shard_batch(np.zeros(E, np.float32), s.mesh))}
+  for name, (traj_on_mesh, last_value) in placements.items():
+    agent, ppo_metrics = ppo_update(agent0, traj_on_mesh, last_value, jax.random.fold_in(key, 5),
+                                    cfg=s.ppo)
+    out.update({f"{name}/{i}": sharding.to_host(x)
+                for i, x in enumerate(jax.tree.leaves(agent.params))})
+    out[f"{name}/loss"] = sharding.to_host(ppo_metrics["loss"])
 
   # A checkpoint written the multi-host way (every process saves its shards; Orbax's primary
   # host writes the metadata), to be restored by the test in a single process.
   state = {"clf": clf.params, "agent": agent.params, "key": key, "generated": images}
   with checkpointing.Checkpointer(workdir, config.to_dict()) as ckpt:
     ckpt.save(1, state, {"note": "multihost"})
-  outputs.write_results(workdir, {"ppo_loss": float(metrics["loss"]),
+  outputs.write_results(workdir, {"ppo_loss": float(ppo_metrics["loss"]),
                                   "process_count": jax.process_count()})
   return out, state
 
 
 def main(argv) -> int:
-  from jaxsets import config_loading, distributed
+  from jaxsets import cli, config_loading, distributed
 
   workdir, coordinator, n, i = argv[:4]
   overrides = argv[argv.index("--") + 1:] if "--" in argv else []
+  options = argv[4:argv.index("--")] if "--" in argv else argv[4:]
   distributed.initialize(distributed.parse({"coordinator": coordinator, "num_processes": n,
                                             "process_id": i}, {}))
   assert jax.process_count() == int(n) and jax.local_device_count() == 2
-  config = config_loading.load_config_file("configs/digits.py:smoke")
+  config = config_loading.load_config_file(CONFIG)
   config_loading.apply_overrides(config, overrides)
   out, _ = run_stages(config, workdir)
   if jax.process_index() == 0:
     np.savez(os.path.join(workdir, "stages.npz"), **out)
+  if "--run" in options:
+    # The `jaxsets run` command as a user starts it; this process has already joined the
+    # others (without coordinator flags the command finds nothing more to join).
+    run_dir = options[options.index("--run") + 1]
+    return cli.main(["run", "--config", CONFIG, "--workdir", run_dir, "--no-progress", *overrides])
   return 0
 
 

@@ -1,10 +1,17 @@
 """Two processes on this machine (2 fake CPU devices each, gloo collectives over localhost) run
-the stages of a run on one 4-device global mesh; the results must equal one process with 4
-devices, and their checkpoint must restore in a single process.
+the stages of a run, then a whole `jaxsets run`, on one 4-device global mesh; the results must
+equal one process with 4 devices bit for bit, and their checkpoint must restore in a single
+process.
 
-Equal means bit for bit where no float is summed across devices (data placement, generation,
-the checkpoint), and to float tolerance where a gradient is all-reduced across devices: gloo's
-ring all-reduce adds the 4 partial sums in another order than the in-process one.
+Bit for bit holds because no float is summed across devices by an all-reduce, whose order
+differs between gloo's ring and the in-process one: gradients and metric sums of split batches
+are added in device order (jaxsets.sharding.fixed_order_sum), and `jaxsets run` holds the
+PPO batch whole on every device. The stage "ppo" (a trajectory split over the environments,
+as a user may pass one) is the exception: ppo_update lets jit all-reduce its advantage
+statistics there, and its bits agree for this data, not by construction.
+One thing outside the program must match too: XLA:CPU splits a large matmul's sum over the
+threads of its process's pool, which has max(cores, local devices) threads unless PJRT_NPROC
+says otherwise, so the 2-process side is given the pool size of the 1-process side.
 """
 import json
 import os
@@ -19,6 +26,7 @@ import pytest
 import multihost_stages
 from jaxsets import config_loading
 from jaxsets.checkpointing import Checkpointer
+from smoke_runs import outputs_of
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -29,29 +37,60 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
+def cpu_pool_threads(local_devices: int) -> int:
+  """Threads of XLA:CPU's intra-op pool in a process with `local_devices` CPU devices (what
+  the 1-process side has here, and smoke_uninterrupted's process too)."""
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  nproc = os.environ.get("PJRT_NPROC") or os.environ.get("NPROC") or cores
+  return max(int(nproc), local_devices)
+
+
+def eigen_threads_here() -> int:
+  """XLA:CPU's pool threads in this process as Linux names them (0 where that cannot be seen)."""
+  jax.devices()  # the pool exists once the CPU client does
+  tasks = "/proc/self/task"
+  if not os.path.isdir(tasks):
+    return 0
+  names = []
+  for t in os.listdir(tasks):
+    try:
+      with open(os.path.join(tasks, t, "comm")) as f:
+        names.append(f.read())
+    except OSError:  # a thread that just ended
+      pass
+  return sum("XLAEigen" in n for n in names)
+
+
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory, smoke):
+  """(stage workdir, stage values, workdir of the whole run) of 2 processes x 2 devices."""
+  threads = eigen_threads_here()
+  assert threads in (0, cpu_pool_threads(4)), (
+      f"this process's XLA:CPU pool has {threads} threads, not the {cpu_pool_threads(4)} given "
+      "to the 2 processes: they would split matmul sums differently (see the docstring)")
   workdir = str(tmp_path_factory.mktemp("two"))
-  env = {**smoke.env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  run_dir = str(tmp_path_factory.mktemp("two_run"))
+  env = {**smoke.env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+         "PJRT_NPROC": str(cpu_pool_threads(4))}
   address = f"127.0.0.1:{free_port()}"
   procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "multihost_stages.py"), workdir,
-                             address, "2", str(i), "--", *smoke.args],
+                             address, "2", str(i), "--run", run_dir, "--", *smoke.args],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
            for i in range(2)]
   try:
-    outs = [p.communicate(timeout=600) for p in procs]
+    outs = [p.communicate(timeout=900) for p in procs]
   finally:
     for p in procs:
       p.kill()
   for p, (_, err) in zip(procs, outs):
     assert p.returncode == 0, err[-4000:]
-  return workdir, dict(np.load(os.path.join(workdir, "stages.npz")))
+  return workdir, dict(np.load(os.path.join(workdir, "stages.npz"))), run_dir
 
 
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory, smoke):
   assert jax.device_count() == 4 and jax.process_count() == 1
-  config = config_loading.load_config_file("configs/digits.py:smoke")
+  config = config_loading.load_config_file(multihost_stages.CONFIG)
   config_loading.apply_overrides(config, smoke.args)
   old = os.environ.get("JAXSETS_CACHE")
   os.environ["JAXSETS_CACHE"] = smoke.env["JAXSETS_CACHE"]  # the pretrained generator
@@ -61,22 +100,32 @@ def one_process(tmp_path_factory, smoke):
     os.environ.pop("JAXSETS_CACHE") if old is None else os.environ.update(JAXSETS_CACHE=old)
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1200)
 def test_two_processes_equal_one(two_processes, one_process):
-  _, two = two_processes
+  _, two, _ = two_processes
   _, (one, _) = one_process
   assert sorted(two) == sorted(one)
-  for name in ("real_images", "real_mask", "generated"):  # no cross-device arithmetic
-    np.testing.assert_array_equal(two[name], one[name], err_msg=name)
   assert two["generated"].shape[:2] == (2, 10) and two["generated"].std() > 0
-  for name in sorted(one):
-    if name.startswith(("clf/", "agent/", "finetune_losses", "ppo_loss")):
-      np.testing.assert_allclose(two[name], one[name], rtol=1e-4, atol=1e-5, err_msg=name)
+  assert float(one["eval/accuracy"]) > 0 and int(one["eval/confusion"].sum()) > 0
+  for name in sorted(one):  # data, generation, fine-tune, evaluation, PPO: every bit
+    np.testing.assert_array_equal(two[name], one[name], err_msg=name)
+
+
+@pytest.mark.timeout(1200)
+def test_two_process_run_equals_one_process_run(two_processes, smoke_uninterrupted):
+  # The whole `jaxsets run` of the smoke config: the test accuracies of the three arms, the
+  # support set's manifest (prompts, rewards) and its PNGs are those of 1 process x 4 devices.
+  _, _, run_dir = two_processes
+  results, manifest, pngs = outputs_of(run_dir)
+  expected = outputs_of(smoke_uninterrupted)
+  assert results["test_accuracy"] == expected[0]["test_accuracy"]
+  assert (results, manifest, pngs) == expected
+  assert len(pngs) == 20
 
 
 @pytest.mark.timeout(300)
 def test_checkpoint_of_two_processes_restores_in_one(two_processes, one_process):
-  workdir, two = two_processes
+  workdir, two, _ = two_processes
   with open(os.path.join(workdir, "results.json")) as f:
     assert json.load(f)["process_count"] == 2  # written once, by process 0
   assert not [n for n in os.listdir(workdir) if n.endswith(".tmp")]
@@ -90,4 +139,3 @@ def test_checkpoint_of_two_processes_restores_in_one(two_processes, one_process)
     np.testing.assert_array_equal(np.asarray(leaf), two[f"clf/{i}"])
   np.testing.assert_array_equal(jax.random.key_data(state["key"]),
                                 jax.random.key_data(jax.random.key(0)))
-
