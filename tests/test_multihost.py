@@ -6,9 +6,8 @@ process.
 Bit for bit holds because no float is summed across devices by an all-reduce, whose order
 differs between gloo's ring and the in-process one: gradients and metric sums of split batches
 are added in device order (jaxsets.sharding.fixed_order_sum), and `jaxsets run` holds the
-PPO batch whole on every device. The stage "ppo" (a trajectory split over the environments,
-as a user may pass one) is the exception: ppo_update lets jit all-reduce its advantage
-statistics there, and its bits agree for this data, not by construction.
+PPO batch whole on every device (ppo_update gathers a trajectory split over the environments,
+as a user may pass one in the stage "ppo", before it sums anything).
 One thing outside the program must match too: XLA:CPU splits a large matmul's sum over the
 threads of its process's pool, which has max(cores, local devices) threads unless PJRT_NPROC
 says otherwise, so the 2-process side is given the pool size of the 1-process side.

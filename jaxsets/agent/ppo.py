@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxsets import sharding
 from jaxsets.agent.config import PPOConfig
 from jaxsets.agent.policy import AgentState
 
@@ -136,6 +137,9 @@ def ppo_update(state: AgentState, traj: Transition, last_value: jax.Array, key: 
   """
   if traj.reward.ndim != 2:
     raise ValueError(f"traj.reward must be [T, E], got shape {traj.reward.shape}.")
+  # Held whole on every device (copies only): a trajectory split over devices would have its
+  # advantage statistics all-reduced in an order that depends on the process layout.
+  traj, last_value = sharding.gather_whole((traj, last_value))
   advantages, returns = gae(traj.reward.astype(jnp.float32), traj.value, traj.done,
                             last_value, cfg.gamma, cfg.gae_lambda)
   data = _flatten(traj, advantages, returns)
