@@ -35,6 +35,9 @@ def get_config(variant: str = ""):
   c.generator.negative_prompt = "blurry, low quality, text, watermark"
   c.prompts.domains = ("photo", "drawing", "painting", "sketch", "collage", "poster",
                        "digital art image", "3D rendering")
+  # Not the CPU default's 2 episodes: on digits the reward's noise wanted ~15x the 640
+  # transitions of 4 episodes (studies/issue5/README.md). 16 episodes = 2,560 transitions.
+  c.agent.episodes = 16
   if variant == "smoke":
     c.data.image_size = 32
     c.classifier.batch_size = 16
