@@ -216,6 +216,7 @@ def test_save_must_move_forward(tmp_path):
 
 def test_preemption_guard_sets_a_flag_and_restores_handlers():
   seen = []
+  previous_int = signal.getsignal(signal.SIGINT)  # whatever was installed before, not assumed
   previous = signal.signal(signal.SIGTERM, lambda s, f: seen.append(s))
   try:
     with PreemptionGuard() as guard:
@@ -230,7 +231,7 @@ def test_preemption_guard_sets_a_flag_and_restores_handlers():
     os.kill(os.getpid(), signal.SIGTERM)  # the previous handler is back
     time.sleep(0.01)
     assert seen == [signal.SIGTERM]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is previous_int
   finally:
     signal.signal(signal.SIGTERM, previous)
 
