@@ -34,14 +34,12 @@ def restore_run(workdir: str):
 
   from jaxsets import checkpointing
 
+  # The run's own settings (config.json), on top of the file's for their types: the defaults
+  # may have changed since (e.g. agent.episodes).
   config = config_loading.load_config_file("configs/digits.py")
   with open(f"{workdir}/config.json") as f:
     saved = json.load(f)
-  config_loading.apply_overrides(config, [f"--config.seed={saved['seed']}"])
-  differing = sorted(k for k in saved if json.dumps(saved[k], sort_keys=True)
-                     != json.dumps(config.to_dict()[k], sort_keys=True))
-  if differing:
-    raise SystemExit(f"{workdir} was run with other settings in {differing}: not comparable.")
+  _update(config, saved)
   s = make_setup(config, quiet=True)
   key = jax.random.key(int(config.seed))
   template = jax.eval_shape(lambda k: st.initial_state(s, st.untrained_baseline(s, k), k), key)
@@ -51,3 +49,13 @@ def restore_run(workdir: str):
   finally:
     ckpt.close()
   return s, key, state
+
+
+def _update(config, saved: dict):
+  """Sets every value of `saved` (nested dicts from JSON) in `config`, lists as tuples where
+  the config holds a tuple."""
+  for name, value in saved.items():
+    if isinstance(value, dict):
+      _update(config[name], value)
+    else:
+      config[name] = tuple(value) if isinstance(config[name], tuple) else value

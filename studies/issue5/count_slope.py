@@ -3,13 +3,12 @@ support set, and as one class's support count (in balanced shares) or accuracy c
 
   python studies/issue5/count_slope.py runs/compare5/seed_0
 """
-import sys, json
-import jax, jax.numpy as jnp, numpy as np
+import sys
+import jax.numpy as jnp, numpy as np
 from common import restore_run
-from jaxsets.loop import state as st, env as env_ops
+from jaxsets.loop import env as env_ops
 wd = sys.argv[1]
 s, key, state = restore_run(wd)
-config = s.config
 env = state.rollout
 obs0 = env_ops.observe(env, spec=s.spec)
 print("step", int(state.step), "obs", np.round(np.asarray(obs0[0]), 2))

@@ -5,7 +5,6 @@ split for a fixed set S (k steps of random prompts), fixed new images a, and 12 
   python studies/issue5/reward_noise.py stable    # support rows chosen by a min-hash that is
                                                   # stable as the set grows (common random numbers)
 """
-import sys, time
 import jax, jax.numpy as jnp, numpy as np
 from common import arg, setup
 from jaxsets.loop.driver import generate_images

@@ -4,7 +4,7 @@ greedily, scored like the run's rl arm (the same eval keys on the test split).
   python studies/issue5/sampled_rollouts.py runs/compare5/seed_0
 """
 import sys, json
-import jax, jax.numpy as jnp, numpy as np
+import jax, numpy as np
 from common import restore_run
 from jaxsets.loop import state as st, env as env_ops
 from jaxsets.loop.driver import generate_images

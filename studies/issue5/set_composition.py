@@ -5,7 +5,6 @@ c2 = c3 = c1 ("pure"), and one domain for all 40 prompts.
 
   python studies/issue5/set_composition.py 0     # the seed
 """
-import sys, time
 import jax, jax.numpy as jnp, numpy as np
 from common import arg, setup
 from jaxsets.loop.driver import generate_images

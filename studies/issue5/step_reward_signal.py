@@ -6,13 +6,12 @@ classes; the reward is then regressed on domain, purity and set size.
   python studies/issue5/step_reward_signal.py fb    # deterministic full-batch fine-tune, no crops
   python studies/issue5/step_reward_signal.py mb4   # jaxsets' fine-tune, mean of 4 keys
 """
-import sys, time
+import time
 import jax, jax.numpy as jnp, numpy as np, optax
 from common import arg, setup
 from jaxsets.loop.driver import generate_images
 from jaxsets.classifier import SupportBatch, finetune, evaluate
 from jaxsets.classifier.state import make_optimizer
-from jaxsets.classifier.train import loss_fn
 
 recipe = arg(1, "mb")
 s, key, baseline = setup(0)
