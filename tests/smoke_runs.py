@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 # 2 steps of 10 images per episode, 2 episodes + the roll-out = 6 steps; a tiny generator.
@@ -30,11 +31,41 @@ class Smoke:
     cmd = [sys.executable, "-m", "jaxsets.cli", command, "--config", CONFIG, *args]
     return subprocess.run(cmd, capture_output=True, text=True, env=self.env, timeout=timeout, **kw)
 
-  def start_run(self, workdir, *extra, launcher=None):
-    """A `jaxsets run` in the background; `launcher` (python source) may patch things first."""
+  def start_run(self, workdir, logs, *extra, launcher=None, env=None):
+    """A `jaxsets run` in the background, its output in files under `logs`; `launcher`
+    (python source) may patch things first."""
     head = [sys.executable, "-c", launcher, "run"] if launcher else [sys.executable, "-m", "jaxsets.cli", "run"]
     cmd = head + ["--config", CONFIG, "--workdir", str(workdir), "--no-progress", *self.args, *extra]
-    return subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return Background(cmd, {**self.env, **(env or {})}, logs)
+
+
+class Background:
+  """A subprocess whose stdout and stderr go to files, never to pipes: a child that writes more
+  than a pipe holds (64 KiB) while the test is busy polling blocks forever (a resumed run's
+  warnings once did, and the test waited 600 s for a stall that could not come)."""
+
+  def __init__(self, cmd, env, logs):
+    os.makedirs(logs, exist_ok=True)
+    fd, self.log = tempfile.mkstemp(prefix="stderr-", suffix=".txt", dir=str(logs))
+    with open(fd, "w") as err, open(self.log + ".stdout", "w") as out:
+      self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True)
+
+  def stderr(self) -> str:
+    with open(self.log) as f:
+      return f.read()
+
+  def poll(self):
+    return self.proc.poll()
+
+  def send_signal(self, sig) -> None:
+    self.proc.send_signal(sig)
+
+  def wait(self, timeout=None) -> int:
+    return self.proc.wait(timeout)
+
+  @property
+  def returncode(self):
+    return self.proc.returncode
 
 
 def prepare(root) -> Smoke:
@@ -64,9 +95,9 @@ def wait_for(proc, predicate, what, timeout=600):
       return
     if proc.poll() is not None:
       raise AssertionError(f"the run ended (code {proc.returncode}) before {what}: "
-                           + proc.communicate()[1][-3000:])
+                           + proc.stderr()[-3000:])
     time.sleep(0.1)
-  raise AssertionError(f"no {what} in {timeout} s")
+  raise AssertionError(f"no {what} in {timeout} s; its stderr ends: " + proc.stderr()[-3000:])
 
 
 def outputs_of(workdir):

@@ -1,4 +1,5 @@
 """Checkpoints: exact round trips, retention, fallback past corrupt steps, config guard, signals."""
+import asyncio
 import json
 import logging
 import os
@@ -7,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 from typing import NamedTuple
 
 import jax
@@ -166,6 +168,34 @@ def test_all_corrupt_is_a_user_error_and_nothing_changes(tmp_path):
   assert str(tmp_path / "checkpoints") in str(err.value)
   assert "step 2:" in str(err.value) and "step 1:" in str(err.value)
   assert snapshot(tmp_path) == before
+
+
+def closed_loop_error(from_c: bool):
+  """(type, value, traceback) of call_soon_threadsafe on a closed event loop. from_c: the
+  traceback starts in asyncio, as when TensorStore's C++ thread makes the call."""
+  loop = asyncio.new_event_loop()
+  loop.close()
+  try:
+    loop.call_soon_threadsafe(print)
+  except RuntimeError as e:
+    tb = e.__traceback__.tb_next if from_c else e.__traceback__  # drop this test's own frame
+    return type(e), e, tb
+  raise AssertionError("a closed loop accepted a callback")
+
+
+def test_after_a_failed_restore_only_late_read_callbacks_are_silenced(monkeypatch):
+  from jaxsets import checkpointing
+  reached = []
+  monkeypatch.setattr(sys, "unraisablehook", lambda u: reached.append(u.exc_value))
+  checkpointing._drop_late_read_callbacks()
+  checkpointing._drop_late_read_callbacks()  # a second failed step does not wrap it twice
+  late = closed_loop_error(from_c=True)
+  ours = closed_loop_error(from_c=False)      # our own code's mistake: must still be seen
+  other = ValueError("Event loop is closed")
+  for exc_type, value, tb in (late, ours, (ValueError, other, None)):
+    sys.unraisablehook(types.SimpleNamespace(exc_type=exc_type, exc_value=value, exc_traceback=tb,
+                                             err_msg=None, object=None))
+  assert reached == [ours[1], other]
 
 
 def test_template_that_does_not_fit_is_refused_not_skipped(tmp_path):

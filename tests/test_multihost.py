@@ -14,8 +14,8 @@ says otherwise, so the 2-process side is given the pool size of the 1-process si
 """
 import json
 import os
+import signal
 import socket
-import subprocess
 import sys
 
 import jax
@@ -25,7 +25,7 @@ import pytest
 import multihost_stages
 from jaxsets import config_loading
 from jaxsets.checkpointing import Checkpointer
-from smoke_runs import outputs_of
+from smoke_runs import Background, outputs_of
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -72,17 +72,19 @@ def two_processes(tmp_path_factory, smoke):
   env = {**smoke.env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
          "PJRT_NPROC": str(cpu_pool_threads(4))}
   address = f"127.0.0.1:{free_port()}"
-  procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "multihost_stages.py"), workdir,
-                             address, "2", str(i), "--run", run_dir, "--", *smoke.args],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  logs = tmp_path_factory.mktemp("logs")
+  procs = [Background([sys.executable, os.path.join(HERE, "multihost_stages.py"), workdir, address,
+                       "2", str(i), "--run", run_dir, "--", *smoke.args], env, logs)
            for i in range(2)]
   try:
-    outs = [p.communicate(timeout=900) for p in procs]
+    for p in procs:
+      p.wait(timeout=900)
   finally:
     for p in procs:
-      p.kill()
-  for p, (_, err) in zip(procs, outs):
-    assert p.returncode == 0, err[-4000:]
+      if p.poll() is None:
+        p.send_signal(signal.SIGKILL)
+  for p in procs:
+    assert p.returncode == 0, p.stderr()[-4000:]
   return workdir, dict(np.load(os.path.join(workdir, "stages.npz"))), run_dir
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from smoke_runs import TOTAL_STEPS, outputs_of
+from smoke_runs import TOTAL_STEPS, outputs_of, saved_steps, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -26,27 +26,8 @@ def jaxsets(env, command, *args, **kw):
   return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, **kw)
 
 
-def start(env, workdir, tiny):
-  cmd = [sys.executable, "-m", "jaxsets.cli", "run", "--config", "configs/digits.py:smoke",
-         "--workdir", str(workdir), "--no-progress", *tiny]
-  return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def saved_steps(workdir):
-  folder = os.path.join(workdir, "checkpoints")
-  if not os.path.isdir(folder):
-    return []
-  return sorted(int(d) for d in os.listdir(folder) if d.isdigit())
-
-
-def wait_for_step(proc, workdir, step, timeout=600):
-  deadline = time.time() + timeout
-  while time.time() < deadline:
-    if saved_steps(workdir) and max(saved_steps(workdir)) >= step:
-      return
-    assert proc.poll() is None, proc.communicate()
-    time.sleep(0.2)
-  raise AssertionError(f"no checkpoint of step {step} in {timeout} s")
+def wait_for_step(proc, workdir, step):
+  wait_for(proc, lambda: (saved_steps(workdir) or [0])[-1] >= step, f"a checkpoint of step {step}")
 
 
 @pytest.fixture(scope="module")
@@ -66,22 +47,23 @@ def test_run_writes_results_support_set_and_report(uninterrupted):
   assert os.path.isfile(os.path.join(uninterrupted, "report.md"))
 
 
-def test_sigterm_then_sigkill_then_resume_gives_the_same_run(tmp_path, env, tiny, uninterrupted):
+def test_sigterm_then_sigkill_then_resume_gives_the_same_run(tmp_path, smoke, env, tiny,
+                                                            uninterrupted):
   workdir = tmp_path / "interrupted"
-  proc = start(env, workdir, tiny)
+  proc = smoke.start_run(workdir, tmp_path / "logs")
   wait_for_step(proc, workdir, 1)
   proc.send_signal(signal.SIGTERM)
   t0 = time.time()
-  _, err = proc.communicate(timeout=60)
-  assert proc.returncode == 143, err
+  proc.wait(timeout=60)
+  assert proc.returncode == 143, proc.stderr()[-3000:]
   assert time.time() - t0 < 30
   stopped_at = max(saved_steps(workdir))
   assert stopped_at < TOTAL_STEPS
 
-  proc = start(env, workdir, tiny)             # resumes, then is killed without warning
+  proc = smoke.start_run(workdir, tmp_path / "logs")  # resumes, then is killed without warning
   wait_for_step(proc, workdir, stopped_at + 2)
-  proc.kill()
-  proc.communicate()
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
   assert not os.path.exists(os.path.join(workdir, "results.json"))
 
   out = jaxsets(env, "run", "--workdir", str(workdir), "--no-progress", *tiny)
