@@ -4,11 +4,14 @@ import json
 import os
 
 import numpy as np
+import pytest
 from PIL import Image
 
+from fast_tiny_sd import save_fast_tiny_sd
 from jaxsets import config_loading
+from jaxsets.classifier import train
+from jaxsets.loop import env
 from jaxsets.loop.run import run
-from tiny_sd import save_tiny_sd
 
 CLASSES = ("zero", "one", "two")  # words the tiny tokenizer knows
 
@@ -30,8 +33,15 @@ def make_folder(root):
   return root
 
 
-def test_cifar10_sd_smoke_runs_with_a_tiny_sd(tmp_path):
-  sd = save_tiny_sd(str(tmp_path / "tiny_sd"), channels=3)
+@pytest.fixture(scope="module")
+def sd(tmp_path_factory):
+  """A tiny random SD in diffusers' format (plumbing only: weights drawn from their shapes)."""
+  return save_fast_tiny_sd(str(tmp_path_factory.mktemp("tiny_sd")), channels=3)
+
+
+def test_cifar10_sd_smoke_runs_with_a_tiny_sd(tmp_path, sd):
+  train.finetune.clear_cache()
+  env.reset.clear_cache()
   folder = make_folder(str(tmp_path / "images"))
   config = config_loading.load_config_file("configs/cifar10_sd.py:smoke")
   config_loading.apply_overrides(config, [f"--config.data.name=folder:{folder}",
@@ -45,6 +55,10 @@ def test_cifar10_sd_smoke_runs_with_a_tiny_sd(tmp_path):
   first = Image.open(tmp_path / "work" / "support_set" / rows[0]["file"])
   assert first.size == (32, 32) and first.mode == "RGB"   # 16x16 SD output resized to the data's size
   assert {r["class_name"] for r in rows} <= set(CLASSES)
+  # Compiled once per shape, however the inputs were placed: the three test arms share one
+  # fine-tune program, and the environments one reset per environment count (training, roll-out).
+  assert train.finetune._cache_size() == 1
+  assert env.reset._cache_size() == 2
 
 
 def make_tiny_imagenet(root):
@@ -72,10 +86,9 @@ def make_tiny_imagenet(root):
   return root
 
 
-def test_tiny_imagenet_sd_smoke_runs_on_the_tiny_imagenet_layout(tmp_path):
+def test_tiny_imagenet_sd_smoke_runs_on_the_tiny_imagenet_layout(tmp_path, sd):
   """The 64x64 config (its smoke variant swaps ResNet-18 for the small CNN on CPU), a 16x16 tiny SD
   upsampled to 64x64, WordNet ids mapped to English names through words.txt."""
-  sd = save_tiny_sd(str(tmp_path / "tiny_sd"), channels=3)
   folder = make_tiny_imagenet(str(tmp_path / "tin"))
   config = config_loading.load_config_file("configs/tiny_imagenet_sd.py:smoke")
   config_loading.apply_overrides(config, [f"--config.data.name=folder:{folder}",

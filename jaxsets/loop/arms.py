@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsets import sharding
 from jaxsets.classifier import SupportBatch, evaluate, finetune
 from jaxsets.data.device import put_on_devices
 from jaxsets.loop import state as st
@@ -46,9 +47,12 @@ def evaluate_arms(s: RunSetup, state: st.RunState, supports: dict) -> dict:
   repeats = int(s.config.loop.eval_repeats)
   out = {}
   for arm in ARMS:
+    # One placement for every arm's set (some are made outside jit, some come out of it):
+    # otherwise each arm compiles its own fine-tune (~5 s each for a small CNN on CPU).
+    support = sharding.replicate(supports[arm], s.mesh)
     accs, per_class, entropy = [], [], []
     for r in range(repeats):
-      clf, _ = finetune(state.baseline, s.real, supports[arm], st.stream(state.key, st.EVAL, r),
+      clf, _ = finetune(state.baseline, s.real, support, st.stream(state.key, st.EVAL, r),
                         cfg=s.clf_cfg)
       m = evaluate(clf, test.images, test.labels, test.mask, chunk=s.clf_cfg.eval_chunk)
       accs.append(float(m.accuracy))

@@ -6,6 +6,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxsets import sharding
 from jaxsets.agent import AgentState, Transition, init_agent, observation_size
 from jaxsets.classifier import ClassifierState, init_state
 from jaxsets.loop import env as env_ops
@@ -34,6 +35,9 @@ def empty_traj(s: RunSetup, obs_dim: int) -> Transition:
 
 
 def reset_envs(s: RunSetup, baseline, key, num_envs: int):
+  # The key arrives replicated either way, but as a jit output (GSPMDSharding) on a fresh run and
+  # as a NamedSharding after a restore; one placement keeps that from compiling reset again.
+  key = sharding.replicate(key, s.mesh)
   return env_ops.reset(baseline, s.real, s.val, key, s.clf_cfg, spec=s.spec, num_envs=num_envs)
 
 
