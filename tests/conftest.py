@@ -10,23 +10,61 @@ os.environ.setdefault("USE_TORCH", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+import contextlib  # noqa: E402
+import fcntl  # noqa: E402
+
 import pytest  # noqa: E402  (after the environment above, as jax must see it first)
+
+# Files that take minutes, started first: with `-n 2 --dist loadfile` (the README's command)
+# each file runs whole on one of two workers, and the short ones then fill in around these.
+SLOW_FIRST = ("test_faults.py", "test_run_sd_config.py", "test_multihost.py", "test_run.py",
+              "test_generator_sampler.py", "test_generator_loading.py")
+
+
+def pytest_collection_modifyitems(items):
+  rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+  items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))  # stable: order within
+
+
+def shared_root(tmp_path_factory):
+  """A folder every pytest-xdist worker of this session sees (each has its own basetemp)."""
+  base = tmp_path_factory.getbasetemp()
+  return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextlib.contextmanager
+def made_once(folder):
+  """Yields whether `folder` still has to be made, holding a lock that other workers wait on;
+  the folder counts as made once the block exits without an error."""
+  folder.mkdir(parents=True, exist_ok=True)
+  with open(folder / ".lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    done = folder / ".done"
+    yield not done.exists()
+    done.touch()
 
 
 @pytest.fixture(scope="session")
 def smoke(tmp_path_factory):
   """The tiny generator pretrained once, a TFDS copy and an XLA compilation cache, shared by
-  every test that runs `jaxsets` on the smoke config in a subprocess (see smoke_runs.py).
-  JAXSETS_TEST_SMOKE_ROOT=DIR keeps them in DIR across sessions (for working on these tests)."""
+  every test (and worker) that runs `jaxsets` on the smoke config in a subprocess (see
+  smoke_runs.py). JAXSETS_TEST_SMOKE_ROOT=DIR keeps them in DIR across sessions."""
   import smoke_runs
-  return smoke_runs.prepare(os.environ.get("JAXSETS_TEST_SMOKE_ROOT")
-                            or tmp_path_factory.mktemp("smoke"))
+  root = os.environ.get("JAXSETS_TEST_SMOKE_ROOT")
+  if root:
+    return smoke_runs.prepare(root)
+  root = shared_root(tmp_path_factory) / "smoke"
+  with made_once(root) as todo:
+    return smoke_runs.prepare(root) if todo else smoke_runs.prepared(root)
 
 
 @pytest.fixture(scope="session")
 def smoke_uninterrupted(tmp_path_factory, smoke):
   """The workdir of one uninterrupted smoke run: the reference that resumed runs must equal."""
-  workdir = tmp_path_factory.mktemp("straight")
-  out = smoke.cli("run", "--workdir", str(workdir), "--no-progress", *smoke.args)
-  assert out.returncode == 0, out.stderr[-3000:]
-  return workdir
+  folder = shared_root(tmp_path_factory) / "straight"
+  with made_once(folder) as todo:
+    if todo:
+      workdir = folder / "run"
+      out = smoke.cli("run", "--workdir", str(workdir), "--no-progress", *smoke.args)
+      assert out.returncode == 0, out.stderr[-3000:]
+  return folder / "run"

@@ -68,13 +68,18 @@ class Background:
     return self.proc.returncode
 
 
-def prepare(root) -> Smoke:
+def prepared(root) -> Smoke:
+  """The Smoke of a `root` that `prepare` has filled."""
   root = str(root)
   env = {**os.environ, "JAXSETS_CACHE": os.path.join(root, "cache"), "PYTHONUNBUFFERED": "1",
          "JAX_COMPILATION_CACHE_DIR": os.path.join(root, "xla"),
          "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
          "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
-  smoke = Smoke(root, env, TINY + [f"--config.data.data_dir={os.path.join(root, 'tfds')}"])
+  return Smoke(root, env, TINY + [f"--config.data.data_dir={os.path.join(root, 'tfds')}"])
+
+
+def prepare(root) -> Smoke:
+  smoke = prepared(root)
   out = smoke.cli("pretrain-generator", *smoke.args, "--no-progress")
   assert out.returncode == 0, out.stderr[-3000:]
   assert "recognition rate" in out.stdout  # the generator's quality check ran
