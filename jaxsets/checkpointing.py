@@ -99,6 +99,7 @@ class Checkpointer:
       return None
     named = _named_leaves(template)
     self.skipped = []
+    _drop_late_read_callbacks()  # before the first read: a failed step's late ones come at once
     for step in steps:
       try:
         state, meta = self._restore_step(step, template, named)
@@ -106,7 +107,6 @@ class Checkpointer:
         raise
       except Exception as e:  # anything unreadable in this step: try the one before
         self.skipped.append((step, _reason(e)))
-        _drop_late_read_callbacks()
         continue
       _agree_across_processes(step)
       if self.skipped:
@@ -424,9 +424,9 @@ def _is_late_read_callback(exc_type, value, tb) -> bool:
 
 
 def _drop_late_read_callbacks() -> None:
-  """Once a step fails to restore, the other reads of that step still complete, each reporting
+  """When a step fails to restore, the other reads of that step still complete, each reporting
   a 'RuntimeError: Event loop is closed' through sys.unraisablehook (~500 tracebacks for the
-  smoke run's state), which buries the one line that says which step was skipped. Only exactly
+  smoke run's state), which bury the one line that says which step was skipped. Only exactly
   those are dropped; every other unraisable error still reaches the previous hook."""
   previous = sys.unraisablehook
   if getattr(previous, "_jaxsets_drops_late_reads", False):

@@ -106,14 +106,16 @@ def _is_key(x) -> bool:
 
 
 def put(leaf, target: jax.sharding.Sharding):
-  """jax.device_put of one leaf that also works onto devices of several hosts (see above)."""
+  """jax.device_put of one leaf that also works onto devices of several hosts (see above), and
+  on a traced value (under jit or eval_shape), where it states the placement."""
   if target.is_fully_addressable:
     return jax.device_put(leaf, target)
   if _is_key(leaf):
     # device_put refuses typed keys onto devices of other processes; their raw data moves fine.
     return jax.random.wrap_key_data(put(jax.random.key_data(leaf), target),
                                     impl=jax.random.key_impl(leaf))
-  if isinstance(leaf, jax.Array) and leaf.is_fully_addressable:
+  concrete = isinstance(leaf, jax.Array) and not isinstance(leaf, jax.core.Tracer)
+  if concrete and leaf.is_fully_addressable:
     # A value on this host's devices only (e.g. weights just loaded). Every host holds the same
     # one, so going through numpy lets each keep its own shards; JAX will not move it across
     # hosts itself (no cross-host transfers on CPU).
