@@ -93,9 +93,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c.agent.normalize_advantages = True
   c.agent.num_envs = 4              # environments (classifier copies) stepped together
   # 2: the whole job must fit in 15 minutes on 2 CPU cores, pretraining included. Measured from
-  # an empty cache on a quiet machine: 15 min 51 s with 3 episodes (a training step 2.9 s), so
-  # 2 episodes should take about 13 min 55 s (not re-measured). The agent did not learn usefully
-  # at 4 or at 13 episodes either (studies/issue5/README.md); on an accelerator use far more.
+  # an empty cache on a quiet machine: 11 min 16 s with 2 episodes (15 min 51 s with 3). The
+  # agent did not learn usefully at 4 or at 13 episodes either (studies/issue5/README.md); on an
+  # accelerator use far more.
   c.agent.episodes = 2
   c.agent.update_every = 10         # steps between PPO updates (0 = once per episode)
   c.agent.observation = ml_collections.ConfigDict()
