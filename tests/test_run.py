@@ -2,28 +2,11 @@
 refusal of a workdir that holds another config. Each run is a real subprocess."""
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
 from smoke_runs import TOTAL_STEPS, outputs_of, saved_steps, wait_for
-
-
-@pytest.fixture(scope="module")
-def env(smoke):
-  return smoke.env  # the session's shared generator, TFDS copy and XLA compilation cache
-
-
-@pytest.fixture(scope="module")
-def tiny(smoke):
-  return smoke.args  # TINY overrides + the shared data_dir (pretrain-generator ran once)
-
-
-def jaxsets(env, command, *args, **kw):
-  cmd = [sys.executable, "-m", "jaxsets.cli", command, "--config", "configs/digits.py:smoke", *args]
-  return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, **kw)
 
 
 def wait_for_step(proc, workdir, step):
@@ -47,8 +30,7 @@ def test_run_writes_results_support_set_and_report(uninterrupted):
   assert os.path.isfile(os.path.join(uninterrupted, "report.md"))
 
 
-def test_sigterm_then_sigkill_then_resume_gives_the_same_run(tmp_path, smoke, env, tiny,
-                                                            uninterrupted):
+def test_sigterm_then_sigkill_then_resume_gives_the_same_run(tmp_path, smoke, uninterrupted):
   workdir = tmp_path / "interrupted"
   proc = smoke.start_run(workdir, tmp_path / "logs")
   wait_for_step(proc, workdir, 1)
@@ -66,21 +48,21 @@ def test_sigterm_then_sigkill_then_resume_gives_the_same_run(tmp_path, smoke, en
   proc.wait()
   assert not os.path.exists(os.path.join(workdir, "results.json"))
 
-  out = jaxsets(env, "run", "--workdir", str(workdir), "--no-progress", *tiny)
+  out = smoke.cli("run", "--workdir", str(workdir), "--no-progress", *smoke.args)
   assert out.returncode == 0, out.stderr
   assert outputs_of(workdir) == outputs_of(uninterrupted)
 
 
-def test_workdir_of_another_config_is_refused(env, tiny, uninterrupted):
+def test_workdir_of_another_config_is_refused(smoke, uninterrupted):
   before = sorted(os.listdir(uninterrupted))
-  out = jaxsets(env, "run", "--workdir", str(uninterrupted), *tiny, "--config.loop.budget=40")
+  out = smoke.cli("run", "--workdir", str(uninterrupted), *smoke.args, "--config.loop.budget=40")
   assert out.returncode == 2
   assert "loop.budget" in out.stderr and "20" in out.stderr and "40" in out.stderr
   assert sorted(os.listdir(uninterrupted)) == before
 
 
-def test_generate_writes_pngs_and_a_grid(tmp_path, env, tiny):
-  out = jaxsets(env, "generate", *tiny, "--prompt", "A sketch of a seven, one, and four",
-                "--num-images", "3", "--out", str(tmp_path / "imgs"))
+def test_generate_writes_pngs_and_a_grid(tmp_path, smoke):
+  out = smoke.cli("generate", *smoke.args, "--prompt", "A sketch of a seven, one, and four",
+                  "--num-images", "3", "--out", str(tmp_path / "imgs"))
   assert out.returncode == 0, out.stderr
   assert sorted(os.listdir(tmp_path / "imgs")) == ["0000.png", "0001.png", "0002.png", "grid.png"]
