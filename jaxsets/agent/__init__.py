@@ -4,7 +4,9 @@ Public API (pure functions of arrays; the loop in jaxsets/loop drives them):
   PPOConfig.from_config(config.agent), RewardConfig.from_config(config.reward)
   init_agent(key, obs_dim, num_domains, num_classes, cfg) -> AgentState
   act(params, obs, key, *, network) -> (action int32 [..., 4], log_prob [...], value [...])
-  greedy_action(params, obs, *, network) -> action int32 [..., 4]
+  greedy_action(params, obs, domain=None, *, network) -> action int32 [..., 4]
+  act_in_episode, herding_action, domain_update: the episode-level domain and the herding
+    roll-out (episode_level.py, policy.py)
   value(params, obs, *, network) -> float32 [...]
   ppo_update(state, traj, last_value, key, *, cfg) -> (state, metrics)
   reward(before, after, *, w_acc, w_ent, entropy) -> (r, finite); check_finite(r, finite)
@@ -12,8 +14,9 @@ Public API (pure functions of arrays; the loop in jaxsets/loop drives them):
 """
 from jaxsets.agent.config import ObservationConfig, PPOConfig
 from jaxsets.agent.observation import make_observation, observation_size
-from jaxsets.agent.policy import (ActorCritic, AgentState, act, evaluate_actions, greedy_action,
-                                  init_agent, make_network, value)
+from jaxsets.agent.episode_level import domain_update, group_advantage
+from jaxsets.agent.policy import (ActorCritic, AgentState, act, act_in_episode, evaluate_actions,
+                                  greedy_action, herding_action, init_agent, make_network, value)
 from jaxsets.agent.ppo import Minibatch, Transition, gae, ppo_loss, ppo_update
 from jaxsets.agent.reward import (ENTROPY_FNS, NonFiniteRewardError, RewardConfig, check_finite,
                                   register_entropy, reward, reward_from_config)

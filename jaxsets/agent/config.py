@@ -8,6 +8,7 @@ from typing import Any
 
 
 CLASS_HEADS = ("per_class", "shared")
+DOMAIN_SCOPES = ("step", "episode")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +34,10 @@ class PPOConfig:
   # one class carries to all, so the greedy roll-out can react to the state (e.g. move on from a
   # class that already has many images).
   class_head: str = "per_class"
+  # "step": the domain head is sampled every step and shares the step's advantage. "episode": it
+  # is sampled once, at an episode's first step, the episode keeps that domain, and the choice is
+  # credited with the whole episode's return relative to the other environments' (episode_level.py).
+  domain_per: str = "step"
   learning_rate: float = 1e-3
   clip_eps: float = 0.2            # policy ratio clip
   value_clip_eps: float = 0.0      # 0 = plain squared value loss; > 0 = PPO2-style clipped
@@ -64,6 +69,8 @@ class PPOConfig:
     for name in ("epochs", "minibatches", "num_envs", "episodes"):
       if int(getattr(self, name)) < 1:
         problems.append(f"{name}={getattr(self, name)!r} must be >= 1")
+    if self.domain_per not in DOMAIN_SCOPES:
+      problems.append(f"domain_per={self.domain_per!r} must be one of {', '.join(DOMAIN_SCOPES)}")
     if self.class_head not in CLASS_HEADS:
       problems.append(f"class_head={self.class_head!r} must be one of {', '.join(CLASS_HEADS)}")
     if problems:
@@ -77,6 +84,7 @@ class PPOConfig:
         hidden_sizes=tuple(int(h) for h in agent.hidden_sizes),
         autoregressive=bool(agent.autoregressive),
         class_head=str(agent.class_head),
+        domain_per=str(agent.domain_per),
         learning_rate=float(agent.learning_rate),
         clip_eps=float(agent.clip_eps),
         value_clip_eps=float(agent.value_clip_eps),

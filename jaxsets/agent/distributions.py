@@ -37,6 +37,16 @@ def mode_head(logits: jax.Array) -> jax.Array:
   return jnp.argmax(logits, axis=-1).astype(jnp.int32)
 
 
+def head_log_prob(logits: jax.Array, index: jax.Array) -> jax.Array:
+  """log p of `index` [...] under one head's `logits` [..., k] -> float32 [...]."""
+  return _categorical(logits).log_prob(index)
+
+
+def head_entropy(logits: jax.Array) -> jax.Array:
+  """One head's entropy in nats: [..., k] -> [...]."""
+  return _categorical(logits).entropy()
+
+
 class FactorisedCategorical(NamedTuple):
   """Per-head logits of one action distribution (a pytree; leading batch dims allowed).
 

@@ -108,13 +108,20 @@ class ActorCritic(nn.Module):
     dist = distributions.FactorisedCategorical(self.domain_head(h), class_logits)
     return dist, self.value(obs)
 
-  def _decode(self, obs: jax.Array, pick: Callable[[jax.Array, int], jax.Array]):
-    """Chooses the action head by head with `pick(logits, head_index)`; returns the
-    distribution of the conditionals actually used, the action and the value."""
+  def domain_logits(self, obs: jax.Array) -> jax.Array:
+    """The domain head alone: [..., obs_dim] -> [..., D] (the episode-level update's input)."""
+    return self.domain_head(self.features(obs))
+
+  def _decode(self, obs: jax.Array, pick: Callable[[jax.Array, int], jax.Array],
+              domain: jax.Array | None = None):
+    """Chooses the action head by head with `pick(logits, head_index)`; where `domain` (int32
+    [...]) is >= 0 that domain is kept instead of picked (an episode's domain after its first
+    step). Returns the distribution of the conditionals actually used, the action, the value."""
     h, per_class = self.features(obs), self.class_features(obs)
     domain_logits = self.domain_head(h)
     action = jnp.zeros(h.shape[:-1] + (distributions.ACTION_SIZE,), jnp.int32)
-    action = action.at[..., 0].set(pick(domain_logits, 0))
+    chosen = pick(domain_logits, 0)
+    action = action.at[..., 0].set(chosen if domain is None else jnp.where(domain >= 0, domain, chosen))
     slot_logits = []
     for k in range(distributions.NUM_SLOTS):
       logits = self.slot_logits(h, per_class, action, k)
@@ -123,17 +130,34 @@ class ActorCritic(nn.Module):
     dist = distributions.FactorisedCategorical(domain_logits, jnp.stack(slot_logits, axis=-2))
     return dist, action, self.value(obs)
 
-  def sample(self, obs: jax.Array, key: jax.Array):
-    """-> (action int32 [..., 4], log_prob [...], value [...])."""
+  def sample(self, obs: jax.Array, key: jax.Array, domain: jax.Array | None = None):
+    """-> (action int32 [..., 4], per-head log-probs [..., 4], value [...])."""
     keys = jax.random.split(key, distributions.ACTION_SIZE)
     dist, action, value = self._decode(
-        obs, lambda logits, i: distributions.sample_head(logits, keys[i]))
-    return action, dist.log_prob(action), value
+        obs, lambda logits, i: distributions.sample_head(logits, keys[i]), domain)
+    return action, dist.head_log_probs(action), value
 
-  def greedy(self, obs: jax.Array) -> jax.Array:
+  def greedy(self, obs: jax.Array, domain: jax.Array | None = None) -> jax.Array:
     """Head-by-head argmax (for an autoregressive policy, the greedy decode, which need not be
     the joint mode) -> int32 [..., 4]."""
-    return self._decode(obs, lambda logits, i: distributions.mode_head(logits))[1]
+    return self._decode(obs, lambda logits, i: distributions.mode_head(logits), domain)[1]
+
+  def herd(self, obs: jax.Array, mass: jax.Array, counts: jax.Array,
+           domain: jax.Array | None = None):
+    """Deterministic herding over the class slots: slot k takes the class furthest behind its
+    share, argmax(mass_k + p_k - counts_k), where p_k are the slot's current probabilities,
+    mass_k [..., n] their sum over earlier steps and counts_k [..., n] how often each class was
+    taken. Over a roll-out each class is taken about as often as the policy would sample it,
+    without the noise of sampling; argmax (greedy) instead takes a near-uniform policy's
+    slightly favoured class at every step. The domain is greedy (or kept, as in _decode).
+    mass, counts: [..., 3, n] -> (action int32 [..., 4], new mass [..., 3, n])."""
+    def pick(logits, i):
+      if i == 0:
+        return distributions.mode_head(logits)
+      k = i - 1
+      return distributions.mode_head(mass[..., k, :] + jax.nn.softmax(logits) - counts[..., k, :])
+    dist, action, _ = self._decode(obs, pick, domain)
+    return action, mass + jax.nn.softmax(dist.class_logits, axis=-1)
 
 
 class AgentState(train_state.TrainState):
@@ -177,13 +201,34 @@ def init_agent(key: jax.Array, obs_dim: int, num_domains: int, num_classes: int,
 def act(params, obs: jax.Array, key: jax.Array, *, network: ActorCritic):
   """Samples an action: obs [..., obs_dim] -> (action int32 [..., 4], log_prob [...],
   value [...]). One key serves a whole batch (rows get independent draws)."""
-  return network.apply({"params": params}, obs, key, method=ActorCritic.sample)
+  action, head_log_probs, value_ = network.apply({"params": params}, obs, key,
+                                                 method=ActorCritic.sample)
+  return action, jnp.sum(head_log_probs, axis=-1), value_
 
 
 @functools.partial(jax.jit, static_argnames=("network",))
-def greedy_action(params, obs: jax.Array, *, network: ActorCritic) -> jax.Array:
-  """The deterministic roll-out's action: obs [..., obs_dim] -> int32 [..., 4]."""
-  return network.apply({"params": params}, obs, method=ActorCritic.greedy)
+def act_in_episode(params, obs: jax.Array, key: jax.Array, domain: jax.Array, *,
+                   network: ActorCritic):
+  """`act` for a policy whose domain is chosen once per episode: where domain int32 [...] is
+  >= 0 it is kept, where it is -1 (an episode's first step) it is sampled.
+  -> (action int32 [..., 4], per-head log-probs [..., 4] (domain, c1, c2, c3), value [...])."""
+  return network.apply({"params": params}, obs, key, domain, method=ActorCritic.sample)
+
+
+@functools.partial(jax.jit, static_argnames=("network",))
+def greedy_action(params, obs: jax.Array, domain: jax.Array | None = None, *,
+                  network: ActorCritic) -> jax.Array:
+  """The greedy roll-out's action: obs [..., obs_dim] -> int32 [..., 4] (domain as in
+  act_in_episode when given)."""
+  return network.apply({"params": params}, obs, domain, method=ActorCritic.greedy)
+
+
+@functools.partial(jax.jit, static_argnames=("network",))
+def herding_action(params, obs: jax.Array, mass: jax.Array, counts: jax.Array,
+                   domain: jax.Array | None = None, *, network: ActorCritic):
+  """The herding roll-out's action (ActorCritic.herd): obs [..., obs_dim], mass float32
+  [..., 3, n], counts [..., 3, n] -> (action int32 [..., 4], new mass [..., 3, n])."""
+  return network.apply({"params": params}, obs, mass, counts, domain, method=ActorCritic.herd)
 
 
 @functools.partial(jax.jit, static_argnames=("network",))

@@ -96,11 +96,15 @@ def ppo_loss(params, apply_fn, batch: Minibatch, *, cfg: PPOConfig):
   `apply_fn` is the ActorCritic's `apply` (`state.apply_fn`).
   """
   dist, value = apply_fn({"params": params}, batch.obs, batch.action)
-  log_prob = dist.log_prob(batch.action)
+  # With domain_per="episode" a step decides only its classes: the domain was decided at the
+  # episode's start and is learned from the episode's return (episode_level.py), so its head
+  # takes no part in the per-step ratio or entropy bonus (the stored log_prob excludes it too).
+  first_head = 1 if cfg.domain_per == "episode" else 0
+  log_prob = jnp.sum(dist.head_log_probs(batch.action)[..., first_head:], axis=-1)
   policy_loss, approx_kl, clip_fraction = clipped_policy_loss(
       log_prob, batch.log_prob, batch.advantage, cfg.clip_eps)
   v_loss = value_loss(value, batch.value, batch.returns, cfg.value_clip_eps)
-  entropy = jnp.mean(dist.entropy())
+  entropy = jnp.mean(jnp.sum(dist.head_entropies()[..., first_head:], axis=-1))
   loss = policy_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
   metrics = {"loss": loss, "policy_loss": policy_loss, "value_loss": v_loss,
              "entropy": entropy, "approx_kl": approx_kl, "clip_fraction": clip_fraction}

@@ -3,7 +3,7 @@ synthetic images, scored on the test split that no decision of the run has seen.
 
   baseline  real data only (fine-tuned with the same recipe on an empty support set)
   random    uniformly random (domain, c1, c2, c3) prompts
-  rl        the greedy roll-out of the trained agent
+  rl        the roll-out of the trained agent (herding or greedy, config.loop.rollout)
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The one thin loop of a run: restore, step, learn, checkpoint, and at the end the three arms.
 
 Steps 0 .. episodes*T-1 train the agent on E environments (PPO after each episode of T steps);
-steps episodes*T .. episodes*T+T-1 are the greedy roll-out of the trained agent, which builds
-the support set the run delivers. Every step is deterministic given the saved state, so a run
+steps episodes*T .. episodes*T+T-1 are the roll-out of the trained agent (herding or greedy,
+config.loop.rollout), which builds the support set the run delivers. Every step is deterministic given the saved state, so a run
 resumed from any checkpoint ends exactly as an uninterrupted one.
 """
 from __future__ import annotations
@@ -14,7 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxsets.agent import act, check_finite, greedy_action, ppo_update
+from jaxsets.agent import (act, act_in_episode, check_finite, domain_update, greedy_action,
+                           herding_action, ppo_update)
 from jaxsets.agent import value as agent_value
 from jaxsets.classifier import train_baseline
 from jaxsets.loop import env as env_ops
@@ -49,12 +50,24 @@ def train_step(s: RunSetup, state: st.RunState, history: dict) -> st.RunState:
   agent, env = state.agent, state.env
   obs = env_ops.observe(env, spec=s.spec)                                       # [E, obs]
   keys = jax.random.split(st.stream(state.key, st.ACT, g), s.num_envs)
-  actions, log_prob, value = jax.vmap(lambda o, k: act(agent.params, o, k, network=agent.network))(
-      obs, keys)
+  chosen = state.episode
+  if s.ppo.domain_per == "episode":
+    # The domain is sampled at the episode's first step (-1) and kept after; a step's own
+    # log_prob is its class slots' (the domain's is learned at the episode's end).
+    domain = jnp.full((s.num_envs,), -1, jnp.int32) if t == 0 else env.actions[:, 0, 0]
+    actions, head_log_prob, value = jax.vmap(
+        lambda o, k, d: act_in_episode(agent.params, o, k, d, network=agent.network))(obs, keys, domain)
+    log_prob = jnp.sum(head_log_prob[:, 1:], axis=-1)
+    if t == 0:
+      chosen = st.EpisodeChoice(obs, head_log_prob[:, 0], jnp.zeros((s.num_envs,), jnp.float32))
+  else:
+    actions, log_prob, value = jax.vmap(
+        lambda o, k: act(agent.params, o, k, network=agent.network))(obs, keys)
   images = generate_images(s, actions, st.stream(state.key, st.GENERATE, g))
   env, reward, finite, metrics = env_ops.step(env, actions, images, state.baseline, s.real, s.val,
                                               s.clf_cfg, spec=s.spec)
   reward = check_finite(reward, finite, where=f"episode {episode}, step {t}")
+  chosen = chosen._replace(ret=chosen.ret + reward)
   done = jnp.full((s.num_envs,), t == T - 1)
   traj = jax.tree.map(lambda buf, x: buf.at[t % U].set(x), state.traj,
                       type(state.traj)(obs, actions, jnp.asarray(reward), done, value, log_prob))
@@ -67,25 +80,41 @@ def train_step(s: RunSetup, state: st.RunState, history: dict) -> st.RunState:
     agent, ppo_metrics = ppo_update(agent, traj, last_value,
                                     st.stream(state.key, st.PPO, g), cfg=s.ppo)
     history["ppo"].append({k: float(v) for k, v in ppo_metrics.items()})
+  if t == T - 1 and s.ppo.domain_per == "episode":  # credit each domain with its episode
+    domains = env.actions[:, 0, 0]
+    agent, domain_metrics = domain_update(agent, chosen.obs, domains, chosen.log_prob, chosen.ret,
+                                          cfg=s.ppo)
+    history["episode_domains"].append(
+        {"domains": [int(d) for d in np.asarray(domains)],
+         "returns": [float(r) for r in np.asarray(chosen.ret)],
+         **{k: float(v) for k, v in domain_metrics.items()}})
   if t == T - 1:  # episode over: start the next one (or the roll-out)
     history["episode_reward"].append(float(np.sum(history["step_reward"][-T:])))
     env = st.reset_envs(s, state.baseline, st.stream(state.key, st.RESET, episode + 1), s.num_envs)
-  return state._replace(step=state.step + 1, agent=agent, env=env, traj=traj)
+  return state._replace(step=state.step + 1, agent=agent, env=env, traj=traj, episode=chosen)
 
 
 def rollout_step(s: RunSetup, state: st.RunState, history: dict) -> st.RunState:
-  """One step of the greedy roll-out (one environment, the most likely action)."""
+  """One step of the roll-out (one environment) that builds the delivered set: herding or
+  greedy (config.loop.rollout); an episode-level domain is the greedy one, chosen at step 0."""
   g = int(state.step)
   t = g - s.ppo.episodes * s.steps_per_episode
-  env = state.rollout
+  env, mass, agent = state.rollout, state.rollout_mass, state.agent
   obs = env_ops.observe(env, spec=s.spec)                                       # [1, obs]
-  actions = greedy_action(state.agent.params, obs, network=state.agent.network)
+  domain = None
+  if s.ppo.domain_per == "episode":
+    domain = jnp.full((1,), -1, jnp.int32) if t == 0 else env.actions[:, 0, 0]
+  if s.config.loop.rollout == "herding":
+    counts = env_ops.slot_counts(env, num_classes=s.spec.num_classes)           # [1, 3, n]
+    actions, mass = herding_action(agent.params, obs, mass, counts, domain, network=agent.network)
+  else:
+    actions = greedy_action(agent.params, obs, domain, network=agent.network)
   images = generate_images(s, actions, st.stream(state.key, st.GENERATE, g))
   env, reward, finite, _ = env_ops.step(env, actions, images, state.baseline, s.real, s.val,
                                         s.clf_cfg, spec=s.spec)
-  reward = check_finite(reward, finite, where=f"greedy roll-out step {t}")
+  reward = check_finite(reward, finite, where=f"roll-out step {t}")
   history["rollout_reward"].append(float(reward[0]))
-  return state._replace(step=state.step + 1, rollout=env,
+  return state._replace(step=state.step + 1, rollout=env, rollout_mass=mass,
                         rollout_reward=state.rollout_reward.at[t].set(float(reward[0])))
 
 
@@ -95,7 +124,7 @@ def total_steps(s: RunSetup) -> int:
 
 def new_history() -> dict:
   return {"step_reward": [], "step_episode": [], "step_val_accuracy": [], "episode_reward": [],
-          "ppo": [], "rollout_reward": []}
+          "ppo": [], "rollout_reward": [], "episode_domains": []}
 
 
 def fresh_state(s: RunSetup, key, *, quiet: bool) -> st.RunState:
@@ -126,7 +155,7 @@ def run_steps(s: RunSetup, state: st.RunState, history: dict, *, save, should_st
                           "train/val_accuracy": history["step_val_accuracy"][-1]}, g)
       else:
         state = rollout_step(s, state, history)
-        bar.set_postfix(phase="greedy roll-out", reward=f"{history['rollout_reward'][-1]:+.4f}")
+        bar.set_postfix(phase=f"{s.config.loop.rollout} roll-out", reward=f"{history['rollout_reward'][-1]:+.4f}")
         if writer is not None:
           writer.scalar("rollout/reward", history["rollout_reward"][-1], g)
       bar.update(1)

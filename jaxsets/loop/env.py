@@ -92,6 +92,14 @@ def observe(env: EnvState, *, spec: EnvSpec) -> jax.Array:
   return make_observation(env.metrics, used, counts, budget=spec.budget, cfg=spec.observation)
 
 
+@partial(jax.jit, static_argnames=("num_classes",))
+def slot_counts(env: EnvState, *, num_classes: int) -> jax.Array:
+  """How often each class filled each slot in the steps taken so far: int32 [E, 3, n]."""
+  taken = jnp.arange(env.actions.shape[1]) < env.t                              # [T]
+  hits = jax.nn.one_hot(env.actions[..., 1:], num_classes, dtype=jnp.int32)    # [E, T, 3, n]
+  return jnp.sum(hits * taken[None, :, None, None], axis=1)
+
+
 @partial(jax.jit, static_argnames=("spec",))
 def step(env: EnvState, actions: jax.Array, images: jax.Array, baseline: ClassifierState,
          real: DeviceSet, val: DeviceSet, clf_cfg, *, spec: EnvSpec):

@@ -63,6 +63,9 @@ _BOOL_KEYS = ("agent.autoregressive", "agent.normalize_advantages", "classifier.
               "classifier.hflip", "agent.observation.per_class_entropy",
               "agent.observation.support_counts")
 _MISSING = object()
+# How the trained agent builds the delivered set (driver.rollout_step): "herding" takes each
+# class about as often as the policy would sample it, "greedy" the most likely action each step.
+ROLLOUTS = ("herding", "greedy")
 
 
 def _get(config, dotted: str):
@@ -115,6 +118,11 @@ def check_loop_config(config) -> None:
   if keep is not _MISSING and int(keep) < 1:
     raise UserError(f"loop.keep_checkpoints={keep}: keep at least 1 checkpoint, or a crash "
                     "would have nothing to resume from.")
+  rollout = _get(config, "loop.rollout")
+  if rollout not in ROLLOUTS:
+    shown = "missing" if rollout is _MISSING else repr(rollout)
+    raise UserError(f"loop.rollout is {shown}: use one of {', '.join(map(repr, ROLLOUTS))} (how "
+                    "the trained agent builds the delivered support set; see configs/digits.py).")
   u, steps = int(config.agent.update_every), budget // ips
   if u < 0 or (u and steps % u):
     raise UserError(f"agent.update_every={u} must divide the {steps} steps of an episode "

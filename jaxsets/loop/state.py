@@ -16,6 +16,14 @@ from jaxsets.streams import (ACT, AGENT_INIT, BASELINE, EVAL, GENERATE, PPO, RAN
                              RESET, ROLLOUT, stream)
 
 
+class EpisodeChoice(NamedTuple):
+  """The episode-level domain choice of the E training environments (agent.domain_per =
+  "episode"; unused zeros otherwise). The domain itself is env.actions[:, 0, 0]."""
+  obs: jax.Array               # float32 [E, obs_dim]: the observation it was chosen from
+  log_prob: jax.Array          # float32 [E]: its log-probability then
+  ret: jax.Array               # float32 [E]: the episode's rewards summed so far
+
+
 class RunState(NamedTuple):
   step: jax.Array              # int32 []: global steps done (training steps, then roll-out steps)
   key: jax.Array               # the run's root key (typed)
@@ -23,8 +31,10 @@ class RunState(NamedTuple):
   agent: AgentState
   env: Any                     # EnvState [E]: the training environments, ready for the next step
   traj: Transition             # [U, E] transitions since the last PPO update
-  rollout: Any                 # EnvState [1]: the greedy roll-out that builds the delivered set
+  rollout: Any                 # EnvState [1]: the roll-out that builds the delivered set
   rollout_reward: jax.Array    # float32 [T]
+  episode: EpisodeChoice
+  rollout_mass: jax.Array      # float32 [1, 3, n]: the herding roll-out's summed slot probabilities
 
 
 def empty_traj(s: RunSetup, obs_dim: int) -> Transition:
@@ -50,7 +60,11 @@ def initial_state(s: RunSetup, baseline: ClassifierState, key) -> RunState:
       env=reset_envs(s, baseline, stream(key, RESET, 0), s.num_envs),
       traj=empty_traj(s, obs_dim),
       rollout=reset_envs(s, baseline, stream(key, ROLLOUT), 1),
-      rollout_reward=jnp.zeros((s.steps_per_episode,), jnp.float32))
+      rollout_reward=jnp.zeros((s.steps_per_episode,), jnp.float32),
+      episode=EpisodeChoice(jnp.zeros((s.num_envs, obs_dim), jnp.float32),
+                            jnp.zeros((s.num_envs,), jnp.float32),
+                            jnp.zeros((s.num_envs,), jnp.float32)),
+      rollout_mass=jnp.zeros((1, 3, s.spec.num_classes), jnp.float32))
 
 
 def untrained_baseline(s: RunSetup, key) -> ClassifierState:
