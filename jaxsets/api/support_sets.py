@@ -1,6 +1,6 @@
 """Support sets for the public API: build one with a trained agent, load one a run saved.
 
-`build_support_set` is the greedy roll-out that `jaxsets run` delivers: each step the agent sees
+`build_support_set` is the roll-out that `jaxsets run` delivers: each step the agent sees
 the classifier's validation metrics, picks (domain, c1, c2, c3), the generator draws
 images_per_step images labelled c1, and the classifier (fine-tuned from the baseline on real data
 + the set so far) is scored again. Every stage is a compiled program reused by every step.
@@ -52,8 +52,13 @@ class SupportSet:
 
 def build_support_set(agent, generator, book, baseline, real, validation, key: jax.Array, *,
                       budget: int, images_per_step: int = 10, cfg=None, reward_cfg=None,
-                      observation_cfg=None) -> SupportSet:
-  """Rolls out `agent` greedily for budget / images_per_step steps and returns the set it builds.
+                      observation_cfg=None, rollout: str = "herding",
+                      domain_per: str = "episode") -> SupportSet:
+  """Rolls out `agent` for budget / images_per_step steps and returns the set it builds.
+
+  rollout: "herding" (each class about as often as the policy would sample it) or "greedy"
+  (the most likely action each step), as config.loop.rollout; domain_per: "episode" (the
+  greedy domain of the first step is kept) or "step", as the agent's config.agent.domain_per.
 
   Args:
     agent: `AgentState` trained with observations of `observation_cfg` (obs_dim =
@@ -71,7 +76,7 @@ def build_support_set(agent, generator, book, baseline, real, validation, key: j
     ...                                     jax.random.key(3), budget=40)
   """
   from jaxsets.agent import ObservationConfig, RewardConfig
-  from jaxsets.agent import check_finite, greedy_action
+  from jaxsets.agent import check_finite, greedy_action, herding_action
   from jaxsets.classifier import ClassifierConfig
   from jaxsets.loop import env as env_ops
 
@@ -84,10 +89,21 @@ def build_support_set(agent, generator, book, baseline, real, validation, key: j
                          reward=reward_cfg or RewardConfig(), finetune_from=cfg.finetune_from)
   k_reset, k_images = jax.random.split(key)
   env = env_ops.reset(baseline, real, validation, k_reset, cfg, spec=spec, num_envs=1)
+  if rollout not in ("herding", "greedy") or domain_per not in ("episode", "step"):
+    raise UserError(f"rollout={rollout!r} must be 'herding' or 'greedy' and domain_per="
+                    f"{domain_per!r} 'episode' or 'step'.")
   rewards = []
+  mass = jnp.zeros((1, 3, book.num_classes), jnp.float32)
   for t in range(spec.steps_per_episode):
     obs = env_ops.observe(env, spec=spec)                                        # [1, obs_dim]
-    actions = greedy_action(agent.params, obs, network=agent.network)            # [1, 4]
+    domain = None
+    if domain_per == "episode":
+      domain = jnp.full((1,), -1, jnp.int32) if t == 0 else env.actions[:, 0, 0]
+    if rollout == "herding":
+      counts = env_ops.slot_counts(env, num_classes=book.num_classes)            # [1, 3, n]
+      actions, mass = herding_action(agent.params, obs, mass, counts, domain, network=agent.network)
+    else:
+      actions = greedy_action(agent.params, obs, domain, network=agent.network)  # [1, 4]
     ids = book.ids(jnp.repeat(actions, images_per_step, axis=0))                 # [ips, L]
     images = generator.generate_ids(ids, jax.random.fold_in(k_images, t))
     images = images.reshape((1, images_per_step) + images.shape[1:])
