@@ -78,11 +78,13 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   # its own state (accuracy, support count), so the greedy roll-out can move from class to class
   # (jaxsets/agent/class_scorer.py); per_class heads made it repeat one class for all 40 steps
   c.agent.class_head = "shared"
-  # episode: the domain is chosen once per episode and credited with the episode's return
-  # against the other environments' (jaxsets/agent/episode_level.py). Whole sets of one domain
-  # differ by points on validation (seed 0: photo 0.959, sketch 0.923), but a per-step domain
-  # decides 1/40 of a set and its reward is noise (studies/issue5/README.md).
-  c.agent.domain_per = "episode"
+  # Chosen once per episode and credited with the episode's return against the other
+  # environments' (jaxsets/agent/episode_level.py): the domain, and the blend (pure prompts,
+  # c2 = c3 = c1, or mixed ones). Whole sets differ by points with both on validation (seed 0:
+  # all photo 0.959, all sketch 0.923; pure above mixed in 4 of 4 comparisons), but a per-step
+  # choice decides 1/40 of a set and its reward is noise (studies/issue5/README.md).
+  # () = every head decides every step, as in the paper.
+  c.agent.episode_decisions = ("domain", "blend")
   c.agent.learning_rate = 3e-3      # 1e-3: the policy entropy had moved 1.5% after 16 updates
   c.agent.clip_eps = 0.2
   c.agent.value_clip_eps = 0.0      # 0 = plain squared value loss (> 0: PPO2 value clipping)

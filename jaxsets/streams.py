@@ -4,7 +4,7 @@ One place for them, so the `jaxsets baseline` command and the run train the same
 """
 import jax
 
-BASELINE, AGENT_INIT, ACT, GENERATE, PPO, RESET, ROLLOUT, RANDOM_ARM, EVAL = range(1, 10)
+BASELINE, AGENT_INIT, ACT, GENERATE, PPO, RESET, ROLLOUT, RANDOM_ARM, EVAL, PLAN = range(1, 11)
 
 
 def stream(key, name: int, index: int = 0):

@@ -48,7 +48,8 @@ def config_file(tmp_path, body: str, type_safe: bool = True) -> str:
     ("c.reward.entropy = 'shannon'", "config.reward.entropy='shannon' is not known"),
     ("c.loop.rollout = 'grredy'", "loop.rollout is 'grredy': use one of 'herding', 'greedy'"),
     ("del c.loop['rollout']", "loop.rollout is missing: use one of"),
-    ("c.agent.domain_per = 'episodes'", "domain_per='episodes' must be one of step, episode"),
+    ("c.agent.episode_decisions = ('domain', 'colour')", "episode_decisions=('domain', 'colour') must list each of domain, blend"),
+    ("c.agent.episode_decisions = 'domain'", "episode_decisions='domain' must be a tuple"),
 ])
 def test_wrong_kinds_in_a_config_file_are_refused(tmp_path, body, message):
   config = config_loading.load_config_file(config_file(tmp_path, body, type_safe=False))

@@ -27,7 +27,7 @@ def test_run_writes_results_support_set_and_report(uninterrupted):
   assert results["seed"] == 0 and results["config"]["loop"]["budget"] == 20
   for row in manifest:  # the label is c1 of the prompt that made the image
     assert row["prompt"].split(" of a ")[1].split(",")[0] == row["class_name"]
-  # agent.domain_per = "episode": the roll-out keeps the domain it chose at its first step.
+  # agent.episode_decisions holds "domain": the roll-out keeps the domain of its first step.
   assert len({row["prompt"].split(" of a ")[0] for row in manifest}) == 1
   assert os.path.isfile(os.path.join(uninterrupted, "report.md"))
 

@@ -5,8 +5,8 @@ Public API (pure functions of arrays; the loop in jaxsets/loop drives them):
   init_agent(key, obs_dim, num_domains, num_classes, cfg) -> AgentState
   act(params, obs, key, *, network) -> (action int32 [..., 4], log_prob [...], value [...])
   greedy_action(params, obs, domain=None, *, network) -> action int32 [..., 4]
-  act_in_episode, herding_action, domain_update: the episode-level domain and the herding
-    roll-out (episode_level.py, policy.py)
+  sample_plan, greedy_plan, plan_update, act_in_episode: decisions made once per episode
+    (episode_level.py); herding_action: the herding roll-out (policy.py)
   value(params, obs, *, network) -> float32 [...]
   ppo_update(state, traj, last_value, key, *, cfg) -> (state, metrics)
   reward(before, after, *, w_acc, w_ent, entropy) -> (r, finite); check_finite(r, finite)
@@ -14,7 +14,8 @@ Public API (pure functions of arrays; the loop in jaxsets/loop drives them):
 """
 from jaxsets.agent.config import ObservationConfig, PPOConfig
 from jaxsets.agent.observation import make_observation, observation_size
-from jaxsets.agent.episode_level import domain_update, group_advantage
+from jaxsets.agent.episode_level import (Plan, greedy_plan, group_advantage, no_plan, plan_update,
+                                        sample_plan)
 from jaxsets.agent.policy import (ActorCritic, AgentState, act, act_in_episode, evaluate_actions,
                                   greedy_action, herding_action, init_agent, make_network, value)
 from jaxsets.agent.ppo import Minibatch, Transition, gae, ppo_loss, ppo_update

@@ -8,7 +8,7 @@ from typing import Any
 
 
 CLASS_HEADS = ("per_class", "shared")
-DOMAIN_SCOPES = ("step", "episode")
+EPISODE_DECISIONS = ("domain", "blend")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,10 +34,11 @@ class PPOConfig:
   # one class carries to all, so the greedy roll-out can react to the state (e.g. move on from a
   # class that already has many images).
   class_head: str = "per_class"
-  # "step": the domain head is sampled every step and shares the step's advantage. "episode": it
-  # is sampled once, at an episode's first step, the episode keeps that domain, and the choice is
-  # credited with the whole episode's return relative to the other environments' (episode_level.py).
-  domain_per: str = "step"
+  # Decisions made once per episode, at its first step, and credited with the whole episode's
+  # return relative to the other environments' (episode_level.py): "domain" (the episode keeps
+  # one domain) and/or "blend" (a two-way head: "pure", c2 = c3 = c1 for every prompt, or
+  # "mixed", c2 and c3 from their heads each step). () = every head decides every step.
+  episode_decisions: tuple[str, ...] = ()
   learning_rate: float = 1e-3
   clip_eps: float = 0.2            # policy ratio clip
   value_clip_eps: float = 0.0      # 0 = plain squared value loss; > 0 = PPO2-style clipped
@@ -52,6 +53,14 @@ class PPOConfig:
   num_envs: int = 4                # environments stepped together (read by the loop)
   episodes: int = 5                # PPO training episodes (read by the loop)
   observation: ObservationConfig = ObservationConfig()
+
+  @property
+  def domain_per_episode(self) -> bool:
+    return "domain" in self.episode_decisions
+
+  @property
+  def blend_per_episode(self) -> bool:
+    return "blend" in self.episode_decisions
 
   def __post_init__(self):
     problems = []
@@ -69,8 +78,10 @@ class PPOConfig:
     for name in ("epochs", "minibatches", "num_envs", "episodes"):
       if int(getattr(self, name)) < 1:
         problems.append(f"{name}={getattr(self, name)!r} must be >= 1")
-    if self.domain_per not in DOMAIN_SCOPES:
-      problems.append(f"domain_per={self.domain_per!r} must be one of {', '.join(DOMAIN_SCOPES)}")
+    unknown = [d for d in self.episode_decisions if d not in EPISODE_DECISIONS]
+    if unknown or len(set(self.episode_decisions)) != len(self.episode_decisions):
+      problems.append(f"episode_decisions={self.episode_decisions!r} must list each of "
+                      f"{', '.join(EPISODE_DECISIONS)} at most once (or be empty)")
     if self.class_head not in CLASS_HEADS:
       problems.append(f"class_head={self.class_head!r} must be one of {', '.join(CLASS_HEADS)}")
     if problems:
@@ -80,11 +91,14 @@ class PPOConfig:
   def from_config(cls, agent: Any) -> "PPOConfig":
     """From the `config.agent` ConfigDict section (every key is required: the file is the
     single source of defaults, so a missing key is a bug in the config file)."""
+    if isinstance(agent.episode_decisions, str):
+      raise ValueError(f"bad config.agent: episode_decisions={agent.episode_decisions!r} must be "
+                       "a tuple, e.g. ('domain', 'blend') or ().")
     return cls(
         hidden_sizes=tuple(int(h) for h in agent.hidden_sizes),
         autoregressive=bool(agent.autoregressive),
         class_head=str(agent.class_head),
-        domain_per=str(agent.domain_per),
+        episode_decisions=tuple(str(d) for d in agent.episode_decisions),
         learning_rate=float(agent.learning_rate),
         clip_eps=float(agent.clip_eps),
         value_clip_eps=float(agent.value_clip_eps),

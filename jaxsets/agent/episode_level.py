@@ -1,21 +1,25 @@
-"""The domain as an episode-level decision (`agent.domain_per = "episode"`).
+"""Episode-level decisions: the domain and the blend, chosen once per episode
+(`agent.episode_decisions`, e.g. ("domain", "blend")).
 
 Why: on the embedded default a step's reward (the change in validation accuracy from 10 more
 images) has a noise sd of 0.006-0.010 against per-step effects of the prompt of ~0.001, while
-whole support sets differ by several points depending on their domain (seed 0, 400 balanced
-images, validation: photo 0.959, sketch 0.923; studies/issue5/README.md). A domain picked anew
-every step moves 1/40 of the set and its effect drowns; a domain held for an episode decides the
-whole set, and the episode's return (the sum of its rewards, which telescopes to the change of
-the validation metrics over the episode) shows it.
+whole support sets differ by points with their domain and with whether their prompts are pure
+(c2 = c3 = c1) or blends (seeds 0 and 1, 400 balanced images, validation accuracy: photo 0.959
+vs sketch 0.923; pure sets above mixed ones in all four comparisons; studies/issue5/README.md).
+A domain picked anew every step moves 1/40 of the set and its effect drowns in the noise; a
+domain held for an episode decides the whole set, and the episode's return (the sum of its
+rewards, which telescopes to the change of the validation metrics over the episode) shows it.
 
-The E environments of an episode start from the same state and each holds one sampled domain,
-so they form a group: each choice's advantage is its return relative to the group's,
-(R_e - mean R) / (std R + eps). The domain head (and the torso it shares) then takes a clipped
-PPO step on those E rows, like the per-step update but with this advantage. Shapes: E rows.
+The plan of an episode: domain int32 [E] (-1 where the domain is chosen every step instead) and
+pure bool [E] (False where the blend is not an episode-level decision). The E environments of
+an episode start from the same state, so they form a group: each plan's advantage is its
+return relative to the group's, (R_e - mean R) / (std R + eps), and the plan heads (and the
+torso they share with the rest of the actor) take clipped PPO steps on those E rows.
 """
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +31,16 @@ from jaxsets.agent.policy import ActorCritic, AgentState
 from jaxsets.agent.ppo import clipped_policy_loss
 
 
+class Plan(NamedTuple):
+  domain: jax.Array    # int32 [...]: the episode's domain, -1 = chosen every step
+  pure: jax.Array      # bool [...]: c2 = c3 = c1 for the whole episode
+
+
+def no_plan(shape) -> Plan:
+  """Every head decides every step."""
+  return Plan(jnp.full(shape, -1, jnp.int32), jnp.zeros(shape, bool))
+
+
 def group_advantage(episode_return: jax.Array) -> jax.Array:
   """float32 [E] -> [E]: each return relative to the group's mean, in units of its std (zeros
   when every return is equal: nothing to learn)."""
@@ -34,24 +48,64 @@ def group_advantage(episode_return: jax.Array) -> jax.Array:
   return centred / (jnp.std(episode_return) + 1e-8)
 
 
-@functools.partial(jax.jit, static_argnames=("cfg",))
-def domain_update(state: AgentState, obs: jax.Array, domain: jax.Array, old_log_prob: jax.Array,
-                  episode_return: jax.Array, *, cfg: PPOConfig):
-  """One clipped update of the domain head from a finished episode of E environments.
+def _plan_log_prob_and_entropy(apply_fn, params, obs, plan: Plan, cfg: PPOConfig):
+  """log p(plan | obs) and the plan heads' entropy, over the episode-level heads: [E], [E]."""
+  domain_logits, blend_logits = apply_fn({"params": params}, obs, method=ActorCritic.plan_logits)
+  log_prob = jnp.zeros(obs.shape[:-1])
+  entropy = jnp.zeros(obs.shape[:-1])
+  if cfg.domain_per_episode:
+    log_prob += distributions.head_log_prob(domain_logits, plan.domain)
+    entropy += distributions.head_entropy(domain_logits)
+  if cfg.blend_per_episode:
+    log_prob += distributions.head_log_prob(blend_logits, plan.pure.astype(jnp.int32))
+    entropy += distributions.head_entropy(blend_logits)
+  return log_prob, entropy
 
-  obs float32 [E, obs_dim]: each environment's observation when it chose; domain int32 [E]: the
-  choice; old_log_prob [E]: its log-probability then; episode_return [E]: the sum of the
-  episode's rewards. cfg.epochs full-batch gradient steps (E rows are too few to split).
-  Returns (state, metrics: policy_loss, entropy, approx_kl, clip_fraction, return_spread).
+
+def _choose(state: AgentState, obs, pick, cfg: PPOConfig) -> Plan:
+  domain_logits, blend_logits = state.apply_fn({"params": state.params}, obs,
+                                               method=ActorCritic.plan_logits)
+  plan = no_plan(obs.shape[:-1])
+  if cfg.domain_per_episode:
+    plan = plan._replace(domain=pick(domain_logits, 0))
+  if cfg.blend_per_episode:
+    plan = plan._replace(pure=pick(blend_logits, 1) == 1)
+  return plan
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def sample_plan(state: AgentState, obs: jax.Array, key: jax.Array, *, cfg: PPOConfig):
+  """An episode's plan sampled from obs [E, obs_dim] (its first observation) ->
+  (Plan of [E], log_prob [E])."""
+  keys = jax.random.split(key, 2)
+  plan = _choose(state, obs, lambda logits, i: distributions.sample_head(logits, keys[i]), cfg)
+  return plan, _plan_log_prob_and_entropy(state.apply_fn, state.params, obs, plan, cfg)[0]
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def greedy_plan(state: AgentState, obs: jax.Array, *, cfg: PPOConfig) -> Plan:
+  """The roll-out's plan: the most likely choice of each episode-level head."""
+  return _choose(state, obs, lambda logits, i: distributions.mode_head(logits), cfg)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def plan_update(state: AgentState, obs: jax.Array, plan: Plan, old_log_prob: jax.Array,
+                episode_return: jax.Array, *, cfg: PPOConfig):
+  """Clipped updates of the plan heads from a finished episode of E environments.
+
+  obs float32 [E, obs_dim]: the observations the plans were chosen from; plan: Plan of [E];
+  old_log_prob [E]: log p(plan) then; episode_return [E]: the sum of each episode's rewards.
+  cfg.epochs full-batch gradient steps (E rows are too few to split).
+  Returns (state, metrics: policy_loss, entropy, approx_kl, clip_fraction, grad_norm,
+  return_spread).
   """
   advantage = group_advantage(episode_return.astype(jnp.float32))
 
   def loss_fn(params):
-    logits = state.apply_fn({"params": params}, obs, method=ActorCritic.domain_logits)  # [E, D]
-    log_prob = distributions.head_log_prob(logits, domain)
+    log_prob, entropy = _plan_log_prob_and_entropy(state.apply_fn, params, obs, plan, cfg)
     policy_loss, approx_kl, clip_fraction = clipped_policy_loss(
         log_prob, old_log_prob, advantage, cfg.clip_eps)
-    entropy = jnp.mean(distributions.head_entropy(logits))
+    entropy = jnp.mean(entropy)
     return policy_loss - cfg.ent_coef * entropy, {
         "policy_loss": policy_loss, "entropy": entropy, "approx_kl": approx_kl,
         "clip_fraction": clip_fraction}

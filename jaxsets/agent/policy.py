@@ -39,6 +39,9 @@ class ActorCritic(nn.Module):
   autoregressive: bool = False
   class_head: str = "per_class"        # "per_class" | "shared" (see class_scorer.py)
   observation: ObservationConfig = ObservationConfig()  # the layout "shared" reads classes from
+  # PPOConfig.episode_decisions: "blend" adds the pure/mixed head (episode_level.py); kept here
+  # so that whoever rolls the agent out knows which choices it makes once per episode.
+  episode_decisions: tuple[str, ...] = ()
 
   def setup(self):
     dense = lambda size, gain: nn.Dense(size, kernel_init=_orth(gain), bias_init=_zeros)
@@ -46,6 +49,8 @@ class ActorCritic(nn.Module):
     self.critic_layers = [dense(h, math.sqrt(2.0)) for h in self.hidden_sizes]
     self.value_head = dense(1, 1.0)
     self.domain_head = dense(self.num_domains, 0.01)
+    if "blend" in self.episode_decisions:
+      self.blend_head = dense(2, 0.01)   # [mixed, pure]
     if self.class_head == "shared":
       self.slot_heads = [SharedClassScorer(self.num_classes) for _ in range(distributions.NUM_SLOTS)]
     else:
@@ -108,15 +113,23 @@ class ActorCritic(nn.Module):
     dist = distributions.FactorisedCategorical(self.domain_head(h), class_logits)
     return dist, self.value(obs)
 
-  def domain_logits(self, obs: jax.Array) -> jax.Array:
-    """The domain head alone: [..., obs_dim] -> [..., D] (the episode-level update's input)."""
-    return self.domain_head(self.features(obs))
+  def every_head(self, obs: jax.Array, action: jax.Array):
+    """__call__ and the episode-level heads: what init must trace to create every parameter
+    (Flax names parameters by module path, so the others' values do not depend on it)."""
+    return self(obs, action), self.plan_logits(obs)
+
+  def plan_logits(self, obs: jax.Array):
+    """The episode-level heads: [..., obs_dim] -> (domain logits [..., D], blend logits
+    [..., 2] = (mixed, pure), or None without a blend head)."""
+    h = self.features(obs)
+    return self.domain_head(h), (self.blend_head(h) if "blend" in self.episode_decisions else None)
 
   def _decode(self, obs: jax.Array, pick: Callable[[jax.Array, int], jax.Array],
-              domain: jax.Array | None = None):
-    """Chooses the action head by head with `pick(logits, head_index)`; where `domain` (int32
-    [...]) is >= 0 that domain is kept instead of picked (an episode's domain after its first
-    step). Returns the distribution of the conditionals actually used, the action, the value."""
+              domain: jax.Array | None = None, pure: jax.Array | None = None):
+    """Chooses the action head by head with `pick(logits, head_index)`. Where `domain` (int32
+    [...]) is >= 0 that domain is kept instead of picked (an episode-level domain); where `pure`
+    (bool [...]) is set, c2 and c3 are c1 (an episode-level "pure" blend). Returns the
+    distribution of the conditionals actually used, the action and the value."""
     h, per_class = self.features(obs), self.class_features(obs)
     domain_logits = self.domain_head(h)
     action = jnp.zeros(h.shape[:-1] + (distributions.ACTION_SIZE,), jnp.int32)
@@ -126,24 +139,30 @@ class ActorCritic(nn.Module):
     for k in range(distributions.NUM_SLOTS):
       logits = self.slot_logits(h, per_class, action, k)
       slot_logits.append(logits)
-      action = action.at[..., 1 + k].set(pick(logits, 1 + k))
+      chosen = pick(logits, 1 + k)
+      if k > 0 and pure is not None:
+        chosen = jnp.where(pure, action[..., 1], chosen)
+      action = action.at[..., 1 + k].set(chosen)
     dist = distributions.FactorisedCategorical(domain_logits, jnp.stack(slot_logits, axis=-2))
     return dist, action, self.value(obs)
 
-  def sample(self, obs: jax.Array, key: jax.Array, domain: jax.Array | None = None):
-    """-> (action int32 [..., 4], per-head log-probs [..., 4], value [...])."""
+  def sample(self, obs: jax.Array, key: jax.Array, domain: jax.Array | None = None,
+             pure: jax.Array | None = None):
+    """-> (action int32 [..., 4], per-head log-probs [..., 4], value [...]); domain and pure
+    as in _decode (the log-probs of kept heads are those of the kept values)."""
     keys = jax.random.split(key, distributions.ACTION_SIZE)
     dist, action, value = self._decode(
-        obs, lambda logits, i: distributions.sample_head(logits, keys[i]), domain)
+        obs, lambda logits, i: distributions.sample_head(logits, keys[i]), domain, pure)
     return action, dist.head_log_probs(action), value
 
-  def greedy(self, obs: jax.Array, domain: jax.Array | None = None) -> jax.Array:
+  def greedy(self, obs: jax.Array, domain: jax.Array | None = None,
+             pure: jax.Array | None = None) -> jax.Array:
     """Head-by-head argmax (for an autoregressive policy, the greedy decode, which need not be
     the joint mode) -> int32 [..., 4]."""
-    return self._decode(obs, lambda logits, i: distributions.mode_head(logits), domain)[1]
+    return self._decode(obs, lambda logits, i: distributions.mode_head(logits), domain, pure)[1]
 
   def herd(self, obs: jax.Array, mass: jax.Array, counts: jax.Array,
-           domain: jax.Array | None = None):
+           domain: jax.Array | None = None, pure: jax.Array | None = None):
     """Deterministic herding over the class slots: slot k takes the class furthest behind its
     share, argmax(mass_k + p_k - counts_k), where p_k are the slot's current probabilities,
     mass_k [..., n] their sum over earlier steps and counts_k [..., n] how often each class was
@@ -156,7 +175,7 @@ class ActorCritic(nn.Module):
         return distributions.mode_head(logits)
       k = i - 1
       return distributions.mode_head(mass[..., k, :] + jax.nn.softmax(logits) - counts[..., k, :])
-    dist, action, _ = self._decode(obs, pick, domain)
+    dist, action, _ = self._decode(obs, pick, domain, pure)
     return action, mass + jax.nn.softmax(dist.class_logits, axis=-1)
 
 
@@ -172,7 +191,8 @@ def make_network(num_domains: int, num_classes: int, cfg: PPOConfig) -> ActorCri
                      f"and {num_classes} classes.")
   return ActorCritic(num_domains=num_domains, num_classes=num_classes,
                      hidden_sizes=tuple(cfg.hidden_sizes), autoregressive=cfg.autoregressive,
-                     class_head=cfg.class_head, observation=cfg.observation)
+                     class_head=cfg.class_head, observation=cfg.observation,
+                     episode_decisions=tuple(cfg.episode_decisions))
 
 
 def make_optimizer(cfg: PPOConfig) -> optax.GradientTransformation:
@@ -189,7 +209,8 @@ def init_agent(key: jax.Array, obs_dim: int, num_domains: int, num_classes: int,
                      f"obs_dim must be observation_size({num_classes}, cfg.observation) = "
                      f"{observation_size(num_classes, cfg.observation)}, got {obs_dim}.")
   params = network.init(key, jnp.zeros((obs_dim,), jnp.float32),
-                        jnp.zeros((distributions.ACTION_SIZE,), jnp.int32))["params"]
+                        jnp.zeros((distributions.ACTION_SIZE,), jnp.int32),
+                        method=ActorCritic.every_head)["params"]
   state = AgentState.create(apply_fn=network.apply, params=params, tx=make_optimizer(cfg),
                             network=network)
   # TrainState.create leaves step a Python int, which jit sees as a weak-typed scalar: the
@@ -207,28 +228,30 @@ def act(params, obs: jax.Array, key: jax.Array, *, network: ActorCritic):
 
 
 @functools.partial(jax.jit, static_argnames=("network",))
-def act_in_episode(params, obs: jax.Array, key: jax.Array, domain: jax.Array, *,
+def act_in_episode(params, obs: jax.Array, key: jax.Array, domain: jax.Array, pure: jax.Array, *,
                    network: ActorCritic):
-  """`act` for a policy whose domain is chosen once per episode: where domain int32 [...] is
-  >= 0 it is kept, where it is -1 (an episode's first step) it is sampled.
+  """`act` under an episode's plan (episode_level.py): where domain int32 [...] is >= 0 it is
+  kept (-1: sampled this step); where pure bool [...] is set, c2 = c3 = c1.
   -> (action int32 [..., 4], per-head log-probs [..., 4] (domain, c1, c2, c3), value [...])."""
-  return network.apply({"params": params}, obs, key, domain, method=ActorCritic.sample)
+  return network.apply({"params": params}, obs, key, domain, pure, method=ActorCritic.sample)
 
 
 @functools.partial(jax.jit, static_argnames=("network",))
-def greedy_action(params, obs: jax.Array, domain: jax.Array | None = None, *,
-                  network: ActorCritic) -> jax.Array:
-  """The greedy roll-out's action: obs [..., obs_dim] -> int32 [..., 4] (domain as in
-  act_in_episode when given)."""
-  return network.apply({"params": params}, obs, domain, method=ActorCritic.greedy)
+def greedy_action(params, obs: jax.Array, domain: jax.Array | None = None,
+                  pure: jax.Array | None = None, *, network: ActorCritic) -> jax.Array:
+  """The greedy roll-out's action: obs [..., obs_dim] -> int32 [..., 4] (domain and pure as
+  in act_in_episode when given)."""
+  return network.apply({"params": params}, obs, domain, pure, method=ActorCritic.greedy)
 
 
 @functools.partial(jax.jit, static_argnames=("network",))
 def herding_action(params, obs: jax.Array, mass: jax.Array, counts: jax.Array,
-                   domain: jax.Array | None = None, *, network: ActorCritic):
+                   domain: jax.Array | None = None, pure: jax.Array | None = None, *,
+                   network: ActorCritic):
   """The herding roll-out's action (ActorCritic.herd): obs [..., obs_dim], mass float32
   [..., 3, n], counts [..., 3, n] -> (action int32 [..., 4], new mass [..., 3, n])."""
-  return network.apply({"params": params}, obs, mass, counts, domain, method=ActorCritic.herd)
+  return network.apply({"params": params}, obs, mass, counts, domain, pure,
+                       method=ActorCritic.herd)
 
 
 @functools.partial(jax.jit, static_argnames=("network",))

@@ -27,6 +27,10 @@ class Transition(NamedTuple):
   done: jax.Array      # bool or float [T, E]: the episode ended with this transition
   value: jax.Array     # float32 [T, E]: V(obs) when acting
   log_prob: jax.Array  # float32 [T, E]: log pi(action | obs) when acting
+  # float32 [T, E, 4] or None (= all ones): which heads (domain, c1, c2, c3) this step decided.
+  # A head kept from the episode's plan (episode_level.py) is 0: it takes no part in the step's
+  # ratio or entropy bonus, and log_prob above is the sum over the decided heads only.
+  head_mask: jax.Array | None = None
 
 
 class Minibatch(NamedTuple):
@@ -37,6 +41,7 @@ class Minibatch(NamedTuple):
   value: jax.Array      # [M] behaviour values (for the optional value clip)
   advantage: jax.Array  # [M] (normalised if cfg.normalize_advantages)
   returns: jax.Array    # [M] value targets = GAE advantage + value
+  head_mask: jax.Array | None = None  # [M, 4] or None (all heads decided)
 
 
 def gae(reward: jax.Array, value: jax.Array, done: jax.Array, last_value: jax.Array,
@@ -96,15 +101,14 @@ def ppo_loss(params, apply_fn, batch: Minibatch, *, cfg: PPOConfig):
   `apply_fn` is the ActorCritic's `apply` (`state.apply_fn`).
   """
   dist, value = apply_fn({"params": params}, batch.obs, batch.action)
-  # With domain_per="episode" a step decides only its classes: the domain was decided at the
-  # episode's start and is learned from the episode's return (episode_level.py), so its head
-  # takes no part in the per-step ratio or entropy bonus (the stored log_prob excludes it too).
-  first_head = 1 if cfg.domain_per == "episode" else 0
-  log_prob = jnp.sum(dist.head_log_probs(batch.action)[..., first_head:], axis=-1)
+  head_log_probs, head_entropies = dist.head_log_probs(batch.action), dist.head_entropies()
+  if batch.head_mask is not None:  # heads kept from the episode's plan: not this step's choice
+    head_log_probs, head_entropies = head_log_probs * batch.head_mask, head_entropies * batch.head_mask
+  log_prob = jnp.sum(head_log_probs, axis=-1)
   policy_loss, approx_kl, clip_fraction = clipped_policy_loss(
       log_prob, batch.log_prob, batch.advantage, cfg.clip_eps)
   v_loss = value_loss(value, batch.value, batch.returns, cfg.value_clip_eps)
-  entropy = jnp.mean(jnp.sum(dist.head_entropies()[..., first_head:], axis=-1))
+  entropy = jnp.mean(jnp.sum(head_entropies, axis=-1))
   loss = policy_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
   metrics = {"loss": loss, "policy_loss": policy_loss, "value_loss": v_loss,
              "entropy": entropy, "approx_kl": approx_kl, "clip_fraction": clip_fraction}
@@ -123,7 +127,8 @@ def _flatten(traj: Transition, advantages: jax.Array, returns: jax.Array) -> Min
   flat = lambda x: x.reshape((rows,) + x.shape[2:])
   return Minibatch(obs=flat(traj.obs).astype(jnp.float32), action=flat(traj.action),
                    log_prob=flat(traj.log_prob), value=flat(traj.value),
-                   advantage=flat(advantages), returns=flat(returns))
+                   advantage=flat(advantages), returns=flat(returns),
+                   head_mask=None if traj.head_mask is None else flat(traj.head_mask))
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))

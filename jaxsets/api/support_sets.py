@@ -52,13 +52,13 @@ class SupportSet:
 
 def build_support_set(agent, generator, book, baseline, real, validation, key: jax.Array, *,
                       budget: int, images_per_step: int = 10, cfg=None, reward_cfg=None,
-                      observation_cfg=None, rollout: str = "herding",
-                      domain_per: str = "episode") -> SupportSet:
+                      observation_cfg=None, rollout: str = "herding") -> SupportSet:
   """Rolls out `agent` for budget / images_per_step steps and returns the set it builds.
 
   rollout: "herding" (each class about as often as the policy would sample it) or "greedy"
-  (the most likely action each step), as config.loop.rollout; domain_per: "episode" (the
-  greedy domain of the first step is kept) or "step", as the agent's config.agent.domain_per.
+  (the most likely action each step), as config.loop.rollout. The choices the agent makes once
+  per episode (config.agent.episode_decisions, which its network records) are made greedily at
+  the first step and kept.
 
   Args:
     agent: `AgentState` trained with observations of `observation_cfg` (obs_dim =
@@ -76,7 +76,8 @@ def build_support_set(agent, generator, book, baseline, real, validation, key: j
     ...                                     jax.random.key(3), budget=40)
   """
   from jaxsets.agent import ObservationConfig, RewardConfig
-  from jaxsets.agent import check_finite, greedy_action, herding_action
+  from jaxsets.agent import (PPOConfig, check_finite, greedy_action, greedy_plan, herding_action,
+                             no_plan)
   from jaxsets.classifier import ClassifierConfig
   from jaxsets.loop import env as env_ops
 
@@ -89,21 +90,22 @@ def build_support_set(agent, generator, book, baseline, real, validation, key: j
                          reward=reward_cfg or RewardConfig(), finetune_from=cfg.finetune_from)
   k_reset, k_images = jax.random.split(key)
   env = env_ops.reset(baseline, real, validation, k_reset, cfg, spec=spec, num_envs=1)
-  if rollout not in ("herding", "greedy") or domain_per not in ("episode", "step"):
-    raise UserError(f"rollout={rollout!r} must be 'herding' or 'greedy' and domain_per="
-                    f"{domain_per!r} 'episode' or 'step'.")
+  if rollout not in ("herding", "greedy"):
+    raise UserError(f"rollout={rollout!r} must be 'herding' or 'greedy'.")
+  plan_cfg = PPOConfig(episode_decisions=tuple(agent.network.episode_decisions))
   rewards = []
   mass = jnp.zeros((1, 3, book.num_classes), jnp.float32)
+  plan = no_plan((1,))
   for t in range(spec.steps_per_episode):
     obs = env_ops.observe(env, spec=spec)                                        # [1, obs_dim]
-    domain = None
-    if domain_per == "episode":
-      domain = jnp.full((1,), -1, jnp.int32) if t == 0 else env.actions[:, 0, 0]
+    if plan_cfg.episode_decisions and t == 0:
+      plan = greedy_plan(agent, obs, cfg=plan_cfg)
     if rollout == "herding":
       counts = env_ops.slot_counts(env, num_classes=book.num_classes)            # [1, 3, n]
-      actions, mass = herding_action(agent.params, obs, mass, counts, domain, network=agent.network)
+      actions, mass = herding_action(agent.params, obs, mass, counts, plan.domain, plan.pure,
+                                     network=agent.network)
     else:
-      actions = greedy_action(agent.params, obs, domain, network=agent.network)  # [1, 4]
+      actions = greedy_action(agent.params, obs, plan.domain, plan.pure, network=agent.network)
     ids = book.ids(jnp.repeat(actions, images_per_step, axis=0))                 # [ips, L]
     images = generator.generate_ids(ids, jax.random.fold_in(k_images, t))
     images = images.reshape((1, images_per_step) + images.shape[1:])

@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxsets.agent import (act, act_in_episode, check_finite, domain_update, greedy_action,
-                           herding_action, ppo_update)
+from jaxsets.agent import (act, act_in_episode, check_finite, greedy_action, greedy_plan,
+                           herding_action, plan_update, ppo_update, sample_plan)
 from jaxsets.agent import value as agent_value
 from jaxsets.classifier import train_baseline
 from jaxsets.loop import env as env_ops
@@ -50,16 +50,19 @@ def train_step(s: RunSetup, state: st.RunState, history: dict) -> st.RunState:
   agent, env = state.agent, state.env
   obs = env_ops.observe(env, spec=s.spec)                                       # [E, obs]
   keys = jax.random.split(st.stream(state.key, st.ACT, g), s.num_envs)
-  chosen = state.episode
-  if s.ppo.domain_per == "episode":
-    # The domain is sampled at the episode's first step (-1) and kept after; a step's own
-    # log_prob is its class slots' (the domain's is learned at the episode's end).
-    domain = jnp.full((s.num_envs,), -1, jnp.int32) if t == 0 else env.actions[:, 0, 0]
+  chosen, head_mask = state.episode, None
+  if s.ppo.episode_decisions:
+    if t == 0:  # the episode's plan, from its first observation
+      plan, plan_log_prob = sample_plan(agent, obs, st.stream(state.key, st.PLAN, g), cfg=s.ppo)
+      chosen = st.EpisodeChoice(plan, obs, plan_log_prob, jnp.zeros((s.num_envs,), jnp.float32))
+    plan = chosen.plan
     actions, head_log_prob, value = jax.vmap(
-        lambda o, k, d: act_in_episode(agent.params, o, k, d, network=agent.network))(obs, keys, domain)
-    log_prob = jnp.sum(head_log_prob[:, 1:], axis=-1)
-    if t == 0:
-      chosen = st.EpisodeChoice(obs, head_log_prob[:, 0], jnp.zeros((s.num_envs,), jnp.float32))
+        lambda o, k, d, p: act_in_episode(agent.params, o, k, d, p, network=agent.network))(
+            obs, keys, plan.domain, plan.pure)
+    # The step's own choices: a kept domain, and c2/c3 of a pure plan, were not made here.
+    kept = jnp.stack([plan.domain >= 0, jnp.zeros_like(plan.pure), plan.pure, plan.pure], -1)
+    head_mask = 1.0 - kept.astype(jnp.float32)                                  # [E, 4]
+    log_prob = jnp.sum(head_log_prob * head_mask, axis=-1)
   else:
     actions, log_prob, value = jax.vmap(
         lambda o, k: act(agent.params, o, k, network=agent.network))(obs, keys)
@@ -70,7 +73,8 @@ def train_step(s: RunSetup, state: st.RunState, history: dict) -> st.RunState:
   chosen = chosen._replace(ret=chosen.ret + reward)
   done = jnp.full((s.num_envs,), t == T - 1)
   traj = jax.tree.map(lambda buf, x: buf.at[t % U].set(x), state.traj,
-                      type(state.traj)(obs, actions, jnp.asarray(reward), done, value, log_prob))
+                      type(state.traj)(obs, actions, jnp.asarray(reward), done, value, log_prob,
+                                       head_mask))
   history["step_reward"].append(float(np.mean(reward)))
   history["step_episode"].append(episode)
   history["step_val_accuracy"].append(float(jnp.mean(metrics.accuracy)))
@@ -80,14 +84,14 @@ def train_step(s: RunSetup, state: st.RunState, history: dict) -> st.RunState:
     agent, ppo_metrics = ppo_update(agent, traj, last_value,
                                     st.stream(state.key, st.PPO, g), cfg=s.ppo)
     history["ppo"].append({k: float(v) for k, v in ppo_metrics.items()})
-  if t == T - 1 and s.ppo.domain_per == "episode":  # credit each domain with its episode
-    domains = env.actions[:, 0, 0]
-    agent, domain_metrics = domain_update(agent, chosen.obs, domains, chosen.log_prob, chosen.ret,
-                                          cfg=s.ppo)
-    history["episode_domains"].append(
-        {"domains": [int(d) for d in np.asarray(domains)],
+  if t == T - 1 and s.ppo.episode_decisions:  # credit each plan with its episode's return
+    agent, plan_metrics = plan_update(agent, chosen.obs, chosen.plan, chosen.log_prob, chosen.ret,
+                                      cfg=s.ppo)
+    history["episode_plans"].append(
+        {"domains": [int(d) for d in np.asarray(chosen.plan.domain)],
+         "pure": [bool(p) for p in np.asarray(chosen.plan.pure)],
          "returns": [float(r) for r in np.asarray(chosen.ret)],
-         **{k: float(v) for k, v in domain_metrics.items()}})
+         **{k: float(v) for k, v in plan_metrics.items()}})
   if t == T - 1:  # episode over: start the next one (or the roll-out)
     history["episode_reward"].append(float(np.sum(history["step_reward"][-T:])))
     env = st.reset_envs(s, state.baseline, st.stream(state.key, st.RESET, episode + 1), s.num_envs)
@@ -96,25 +100,25 @@ def train_step(s: RunSetup, state: st.RunState, history: dict) -> st.RunState:
 
 def rollout_step(s: RunSetup, state: st.RunState, history: dict) -> st.RunState:
   """One step of the roll-out (one environment) that builds the delivered set: herding or
-  greedy (config.loop.rollout); an episode-level domain is the greedy one, chosen at step 0."""
+  greedy (config.loop.rollout); the episode-level choices are the greedy ones, made at step 0."""
   g = int(state.step)
   t = g - s.ppo.episodes * s.steps_per_episode
-  env, mass, agent = state.rollout, state.rollout_mass, state.agent
+  env, mass, agent, plan = state.rollout, state.rollout_mass, state.agent, state.rollout_plan
   obs = env_ops.observe(env, spec=s.spec)                                       # [1, obs]
-  domain = None
-  if s.ppo.domain_per == "episode":
-    domain = jnp.full((1,), -1, jnp.int32) if t == 0 else env.actions[:, 0, 0]
+  if s.ppo.episode_decisions and t == 0:
+    plan = greedy_plan(agent, obs, cfg=s.ppo)
   if s.config.loop.rollout == "herding":
     counts = env_ops.slot_counts(env, num_classes=s.spec.num_classes)           # [1, 3, n]
-    actions, mass = herding_action(agent.params, obs, mass, counts, domain, network=agent.network)
+    actions, mass = herding_action(agent.params, obs, mass, counts, plan.domain, plan.pure,
+                                   network=agent.network)
   else:
-    actions = greedy_action(agent.params, obs, domain, network=agent.network)
+    actions = greedy_action(agent.params, obs, plan.domain, plan.pure, network=agent.network)
   images = generate_images(s, actions, st.stream(state.key, st.GENERATE, g))
   env, reward, finite, _ = env_ops.step(env, actions, images, state.baseline, s.real, s.val,
                                         s.clf_cfg, spec=s.spec)
   reward = check_finite(reward, finite, where=f"roll-out step {t}")
   history["rollout_reward"].append(float(reward[0]))
-  return state._replace(step=state.step + 1, rollout=env, rollout_mass=mass,
+  return state._replace(step=state.step + 1, rollout=env, rollout_mass=mass, rollout_plan=plan,
                         rollout_reward=state.rollout_reward.at[t].set(float(reward[0])))
 
 
@@ -124,7 +128,7 @@ def total_steps(s: RunSetup) -> int:
 
 def new_history() -> dict:
   return {"step_reward": [], "step_episode": [], "step_val_accuracy": [], "episode_reward": [],
-          "ppo": [], "rollout_reward": [], "episode_domains": []}
+          "ppo": [], "rollout_reward": [], "episode_plans": []}
 
 
 def fresh_state(s: RunSetup, key, *, quiet: bool) -> st.RunState:

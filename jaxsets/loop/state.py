@@ -7,18 +7,19 @@ import jax
 import jax.numpy as jnp
 
 from jaxsets import sharding
-from jaxsets.agent import AgentState, Transition, init_agent, observation_size
+from jaxsets.agent import AgentState, Plan, Transition, init_agent, no_plan, observation_size
 from jaxsets.classifier import ClassifierState, init_state
 from jaxsets.loop import env as env_ops
 from jaxsets.loop.setup import RunSetup
 
-from jaxsets.streams import (ACT, AGENT_INIT, BASELINE, EVAL, GENERATE, PPO, RANDOM_ARM,  # noqa: F401
-                             RESET, ROLLOUT, stream)
+from jaxsets.streams import (ACT, AGENT_INIT, BASELINE, EVAL, GENERATE, PLAN, PPO,  # noqa: F401
+                             RANDOM_ARM, RESET, ROLLOUT, stream)
 
 
 class EpisodeChoice(NamedTuple):
-  """The episode-level domain choice of the E training environments (agent.domain_per =
-  "episode"; unused zeros otherwise). The domain itself is env.actions[:, 0, 0]."""
+  """The E training environments' episode-level plan (agent.episode_decisions; with none, a
+  plan that keeps nothing) and what its update needs at the episode's end."""
+  plan: Plan                   # Plan of [E]
   obs: jax.Array               # float32 [E, obs_dim]: the observation it was chosen from
   log_prob: jax.Array          # float32 [E]: its log-probability then
   ret: jax.Array               # float32 [E]: the episode's rewards summed so far
@@ -34,6 +35,7 @@ class RunState(NamedTuple):
   rollout: Any                 # EnvState [1]: the roll-out that builds the delivered set
   rollout_reward: jax.Array    # float32 [T]
   episode: EpisodeChoice
+  rollout_plan: Plan           # Plan of [1]: the roll-out's episode-level choices (greedy)
   rollout_mass: jax.Array      # float32 [1, 3, n]: the herding roll-out's summed slot probabilities
 
 
@@ -41,7 +43,8 @@ def empty_traj(s: RunSetup, obs_dim: int) -> Transition:
   t, e = s.update_every, s.num_envs
   z = lambda *shape, dtype=jnp.float32: jnp.zeros(shape, dtype)
   return Transition(obs=z(t, e, obs_dim), action=z(t, e, 4, dtype=jnp.int32), reward=z(t, e),
-                    done=z(t, e, dtype=bool), value=z(t, e), log_prob=z(t, e))
+                    done=z(t, e, dtype=bool), value=z(t, e), log_prob=z(t, e),
+                    head_mask=z(t, e, 4) if s.ppo.episode_decisions else None)
 
 
 def reset_envs(s: RunSetup, baseline, key, num_envs: int):
@@ -61,9 +64,10 @@ def initial_state(s: RunSetup, baseline: ClassifierState, key) -> RunState:
       traj=empty_traj(s, obs_dim),
       rollout=reset_envs(s, baseline, stream(key, ROLLOUT), 1),
       rollout_reward=jnp.zeros((s.steps_per_episode,), jnp.float32),
-      episode=EpisodeChoice(jnp.zeros((s.num_envs, obs_dim), jnp.float32),
+      episode=EpisodeChoice(no_plan((s.num_envs,)), jnp.zeros((s.num_envs, obs_dim), jnp.float32),
                             jnp.zeros((s.num_envs,), jnp.float32),
                             jnp.zeros((s.num_envs,), jnp.float32)),
+      rollout_plan=no_plan((1,)),
       rollout_mass=jnp.zeros((1, 3, s.spec.num_classes), jnp.float32))
 
 
