@@ -52,6 +52,21 @@ def test_im2col_conv_equals_lax_conv(stride, size, k):
   np.testing.assert_allclose(im2col_conv(x, w, stride), ref, atol=1e-4)
 
 
+@pytest.mark.parametrize("stride,size,k", [(1, 8, 3), (2, 9, 3), (2, 8, 1)])
+def test_im2col_conv_gradients_equal_lax_conv(stride, size, k):
+  """The custom VJP (kernel gradient as one 2-D matmul) against autodiff of the native conv,
+  for both the input and the kernel, under a loss that weights every output differently."""
+  x = jax.random.normal(jax.random.key(0), (2, size, size, 3))
+  w = jax.random.normal(jax.random.key(1), (k, k, 3, 5))
+  out_shape = (2, -(-size // stride), -(-size // stride), 5)
+  weights = jax.random.normal(jax.random.key(2), out_shape)
+  native = lambda x, w: jnp.sum(weights * jax.lax.conv_general_dilated(
+      x, w, (stride, stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")))
+  ours = lambda x, w: jnp.sum(weights * im2col_conv(x, w, stride))
+  for got, want in zip(jax.grad(ours, (0, 1))(x, w), jax.grad(native, (0, 1))(x, w)):
+    np.testing.assert_allclose(got, want, atol=1e-3, rtol=1e-4)
+
+
 def test_metrics_by_hand():
   # 4 rows, 2 classes, the last row is padding. Row 0: p = (0.5, 0.5) -> entropy ln 2,
   # predicted 0 (argmax tie -> first), true 0: right. Row 1: logits (0, ln 3) -> p = (1/4, 3/4),
