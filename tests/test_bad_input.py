@@ -77,9 +77,8 @@ def test_bad_values_at_the_cli_exit_2_and_leave_the_workdir_untouched(tmp_path):
     out = jaxsets("run", "--workdir", str(workdir), *args)
     assert out.returncode == 2, (args, out.stderr[-2000:])
     assert message in out.stderr and "Traceback" not in out.stderr, (args, out.stderr[-2000:])
-    # The run's config.json is written only after the config passed: a corrected config can
-    # still use this workdir.
-    assert not workdir.exists() or os.listdir(workdir) == [], os.listdir(workdir)
+    # The config is checked before the workdir is made: a refused run leaves nothing behind.
+    assert not workdir.exists(), os.listdir(workdir)
 
 
 def test_a_dataset_with_one_class_is_refused_before_the_generator_loads():

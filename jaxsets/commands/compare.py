@@ -28,8 +28,10 @@ def run(args, config) -> int:
   from jaxsets.loop.compare import summarise, table
   from jaxsets.loop.driver import Preempted
   from jaxsets.loop.run import run as run_method
+  from jaxsets.loop.setup import check_config
 
   seeds = parse_seeds(args.seeds)
+  check_config(config)  # a refused config leaves no workdir behind, not even an empty one
   atomic.check_writable_dir(args.workdir, "workdir")
   per_seed = {}
   for seed in seeds:

@@ -15,7 +15,9 @@ def run(args, config) -> int:
   from jaxsets.atomic import check_writable_dir
   from jaxsets.loop.driver import Preempted
   from jaxsets.loop.run import run as run_method
+  from jaxsets.loop.setup import check_config
 
+  check_config(config)  # a refused config leaves no workdir behind, not even an empty one
   check_writable_dir(args.workdir, "workdir")
   try:
     results = run_method(config, args.workdir, quiet=args.no_progress)
