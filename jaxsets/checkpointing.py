@@ -232,6 +232,12 @@ class PreemptionGuard:
 
 # --- config ---------------------------------------------------------------------------
 
+def check_workdir_config(workdir: str, config: dict, ignore=()) -> None:
+  """Refuses at once a workdir that holds a run of another config (UserError naming the keys);
+  writes nothing. A Checkpointer checks again, and writes config.json, when it is made."""
+  _check_config(os.path.join(os.path.abspath(workdir), "config.json"), config, tuple(ignore))
+
+
 def _check_config(path: str, config: dict, ignore: tuple) -> bool:
   """Compares with the saved config; returns whether one was saved."""
   try:

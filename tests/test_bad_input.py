@@ -100,3 +100,26 @@ def test_dictionary_words_the_tokenizer_drops_are_named(tmp_path, word):
                           ("zero", "one"))
   check_dictionary(book)  # unusual but encodable (byte-level BPE): accepted
   assert np.all(book.domain_len > 0)
+
+
+def test_a_config_refused_by_the_setup_leaves_the_workdir_usable(tmp_path):
+  """A dataset check fails after the fast config checks: no config.json may be left, or the
+  corrected config would be refused as 'a run with a different config'."""
+  from PIL import Image
+  from jaxsets.checkpointing import check_workdir_config
+  from jaxsets.loop.run import run
+  for i in range(6):
+    (tmp_path / "cats" / "cat").mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(tmp_path / "cats" / "cat" / f"{i}.png")
+  config = config_loading.load_config_file("configs/digits.py:smoke")
+  config.data.name, config.data.train_per_class = f"folder:{tmp_path / 'cats'}", 0
+  workdir = tmp_path / "run"
+  with pytest.raises(UserError, match="has 1 class"):
+    run(config, str(workdir))
+  assert not (workdir / "config.json").exists()
+  # The check refuses another config's workdir without writing anything.
+  workdir.mkdir(exist_ok=True)
+  (workdir / "config.json").write_text('{"seed": 1}')
+  with pytest.raises(UserError, match="holds a run with a different config"):
+    check_workdir_config(str(workdir), {"seed": 2})
+  assert (workdir / "config.json").read_text() == '{"seed": 1}'

@@ -25,14 +25,17 @@ def run(config, workdir: str, *, quiet: bool = False) -> dict:
   from jaxsets import checkpointing, outputs
 
   start = time.time()
-  # Before the Checkpointer: it writes config.json, and a config refused afterwards would leave
-  # a workdir that the corrected config could no longer use.
   check_config(config)
+  # Another run's workdir is refused in a second, before data and generator load; but
+  # config.json is written (by the Checkpointer) only once make_setup has also accepted the
+  # dataset and the dictionary: a config refused there would leave a workdir that the
+  # corrected config could no longer use.
+  checkpointing.check_workdir_config(workdir, config.to_dict(), ignore=RESUMABLE_KEYS)
   quiet = quiet or not distributed.is_writer()  # one progress bar for the whole run
+  s = make_setup(config, quiet=quiet)
   ckpt = checkpointing.Checkpointer(workdir, config.to_dict(), keep=int(config.loop.keep_checkpoints),
                                     ignore=RESUMABLE_KEYS)
   try:
-    s = make_setup(config, quiet=quiet)
     key = jax.random.key(int(config.seed))
     # Shapes only: building a real state would run the environment resets (fine-tunes) for nothing.
     template = jax.eval_shape(lambda k: st.initial_state(s, st.untrained_baseline(s, k), k), key)
