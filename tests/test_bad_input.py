@@ -123,3 +123,16 @@ def test_a_config_refused_by_the_setup_leaves_the_workdir_usable(tmp_path):
   with pytest.raises(UserError, match="holds a run with a different config"):
     check_workdir_config(str(workdir), {"seed": 2})
   assert (workdir / "config.json").read_text() == '{"seed": 1}'
+
+
+def test_an_unwritable_workdir_is_refused_before_the_setup(tmp_path, monkeypatch):
+  """Found before data, generator pretraining (minutes) or anything else slow starts."""
+  from jaxsets.loop import run as run_module
+  def no_setup(*args, **kwargs):
+    raise AssertionError("make_setup ran before the workdir was checked")
+  monkeypatch.setattr(run_module, "make_setup", no_setup)
+  blocker = tmp_path / "a_file"
+  blocker.write_text("not a folder")
+  config = config_loading.load_config_file("configs/digits.py:smoke")
+  with pytest.raises(UserError, match="cannot write to the workdir"):
+    run_module.run(config, str(blocker / "run"))

@@ -12,14 +12,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args, config) -> int:
-  from jaxsets.atomic import check_writable_dir
   from jaxsets.loop.driver import Preempted
   from jaxsets.loop.run import run as run_method
-  from jaxsets.loop.setup import check_config
 
-  check_config(config)  # a refused config leaves no workdir behind, not even an empty one
-  check_writable_dir(args.workdir, "workdir")
-  try:
+  try:  # run_method checks the config, then the workdir, before anything slow
     results = run_method(config, args.workdir, quiet=args.no_progress)
   except Preempted as e:
     print(f"jaxsets run: stopped at step {e.args[0]} and saved; run the same command to resume.")

@@ -22,7 +22,7 @@ RESUMABLE_KEYS = ("loop.checkpoint_every", "loop.keep_checkpoints", "generator.c
 
 def run(config, workdir: str, *, quiet: bool = False) -> dict:
   """Runs (or resumes) the method in `workdir`; returns results.json's content."""
-  from jaxsets import checkpointing, outputs
+  from jaxsets import atomic, checkpointing, outputs
 
   start = time.time()
   check_config(config)
@@ -31,6 +31,7 @@ def run(config, workdir: str, *, quiet: bool = False) -> dict:
   # dataset and the dictionary: a config refused there would leave a workdir that the
   # corrected config could no longer use.
   checkpointing.check_workdir_config(workdir, config.to_dict(), ignore=RESUMABLE_KEYS)
+  atomic.check_writable_dir(workdir, "workdir")  # before a setup that may pretrain for minutes
   quiet = quiet or not distributed.is_writer()  # one progress bar for the whole run
   s = make_setup(config, quiet=quiet)
   ckpt = checkpointing.Checkpointer(workdir, config.to_dict(), keep=int(config.loop.keep_checkpoints),
