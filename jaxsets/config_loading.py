@@ -109,6 +109,11 @@ def set_by_path(config: ml_collections.ConfigDict, dotted: str, value) -> None:
         v.strip() for v in value.split(",") if v.strip())
   if isinstance(old, str) and not isinstance(value, str):
     value = str(value)
+  if value is None and old is not None:
+    # ml_collections lets None replace a value of any kind; "--config.seed=None" would then
+    # fail much later, far from the override.
+    raise ConfigError(f"config.{dotted}=None: expected {type(old).__name__} "
+                      f"(current value {old!r}).")
   try:
     node[leaf] = value
   except (TypeError, ValueError) as e:

@@ -2,7 +2,7 @@
 import math
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from jaxsets import config_loading, distributed
 from jaxsets.config_loading import ConfigError
@@ -39,6 +39,7 @@ KEYS = ["seed", "loop.budget", "loop.images_per_step", "classifier.learning_rate
 
 @SETTINGS
 @given(st.sampled_from(KEYS), st.text(max_size=12))
+@example("seed", "None")  # found by hypothesis on 2026-12-01: ml_collections took None for an int
 def test_an_override_is_applied_with_its_kind_or_refused_with_config_error(key, text):
   config = config_loading.load_config_file("configs/digits.py")
   try:
