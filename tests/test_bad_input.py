@@ -108,9 +108,10 @@ def test_a_config_refused_by_the_setup_leaves_the_workdir_usable(tmp_path):
   from PIL import Image
   from jaxsets.checkpointing import check_workdir_config
   from jaxsets.loop.run import run
+  cats = tmp_path / "cats" / "cat"
+  cats.mkdir(parents=True)
   for i in range(6):
-    (tmp_path / "cats" / "cat").mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(tmp_path / "cats" / "cat" / f"{i}.png")
+    Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(cats / f"{i}.png")
   config = config_loading.load_config_file("configs/digits.py:smoke")
   config.data.name, config.data.train_per_class = f"folder:{tmp_path / 'cats'}", 0
   workdir = tmp_path / "run"
