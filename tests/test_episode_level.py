@@ -4,7 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsets.agent import (ActorCritic, Plan, PPOConfig, act_in_episode, greedy_plan,
+from jaxsets.agent import (ActorCritic, Plan, PlanHerd, PPOConfig, act_in_episode, greedy_plan,
+                           herd_plan, start_plan_herd,
                            group_advantage, herding_action, init_agent, observation_size,
                            plan_update, sample_plan)
 from jaxsets.agent import ObservationConfig
@@ -156,3 +157,34 @@ def test_herding_follows_a_skewed_policy():
   assert share.max() > 1.4 * share.min(), share   # the policy is skewed
   assert len(np.unique(np.asarray(counts[0, 0]))) > 1
   np.testing.assert_array_less(np.abs(np.asarray(counts[0, 0]) - np.asarray(mass[0, 0])), 1.0 + 1e-5)
+
+
+def test_herd_plan_by_hand():
+  """Shares p(domain) = (0.5, 0.25, 0.25, 0) and p(pure) = 0.75 over 8 steps: the domains lead
+  4, 2, 2 and 0 steps and 6 steps are pure, in the order argmax(deficit + p) gives (first index
+  on ties), worked out by hand."""
+  _, cfg = _agent()
+  probs = jnp.array([[0.5, 0.25, 0.25, 0.0, 0.25, 0.75]])
+  herd = PlanHerd(probs, jnp.zeros_like(probs))
+  domains, pures = [], []
+  for _ in range(8):
+    plan, herd = herd_plan(herd, cfg=cfg)
+    domains.append(int(plan.domain[0]))
+    pures.append(bool(plan.pure[0]))
+  # deficits (domain): +.5 -> pick 0 (-.5); 0,.5,.5 -> 1; then 2; then 0; and again.
+  assert domains == [0, 1, 2, 0, 0, 1, 2, 0]
+  # blend deficits (mixed, pure): (.25,.75) pure; (.5,.5) mixed; (-.25,1.25)... pure, pure.
+  assert pures == [True, False, True, True, True, False, True, True]
+  np.testing.assert_allclose(herd.deficit, np.zeros((1, 6)), atol=1e-6)
+
+
+def test_herd_plan_starts_greedy_and_keeps_only_the_episode_decisions():
+  state, cfg = _agent()
+  obs = jnp.full((1, OBS_DIM), 0.5)
+  first, _ = herd_plan(start_plan_herd(state, obs, cfg=cfg), cfg=cfg)
+  greedy = greedy_plan(state, obs, cfg=cfg)
+  assert int(first.domain[0]) == int(greedy.domain[0])
+  assert bool(first.pure[0]) == bool(greedy.pure[0])
+  _, domain_only = _agent(decisions=("domain",))
+  plan, _ = herd_plan(start_plan_herd(state, obs, cfg=domain_only), cfg=domain_only)
+  assert int(plan.domain[0]) >= 0 and not bool(plan.pure[0])   # no blend decision: mixed

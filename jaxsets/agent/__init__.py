@@ -6,7 +6,8 @@ Public API (pure functions of arrays; the loop in jaxsets/loop drives them):
   act(params, obs, key, *, network) -> (action int32 [..., 4], log_prob [...], value [...])
   greedy_action(params, obs, domain=None, *, network) -> action int32 [..., 4]
   sample_plan, greedy_plan, plan_update, act_in_episode: decisions made once per episode
-    (episode_level.py); herding_action: the herding roll-out (policy.py)
+    (episode_level.py); rollout_action: a step of the roll-out that builds the delivered set
+    (rollout.py: herd_plan and herding_action, or greedy)
   value(params, obs, *, network) -> float32 [...]
   ppo_update(state, traj, last_value, key, *, cfg) -> (state, metrics)
   reward(before, after, *, w_acc, w_ent, entropy) -> (r, finite); check_finite(r, finite)
@@ -14,10 +15,11 @@ Public API (pure functions of arrays; the loop in jaxsets/loop drives them):
 """
 from jaxsets.agent.config import ObservationConfig, PPOConfig
 from jaxsets.agent.observation import make_observation, observation_size
-from jaxsets.agent.episode_level import (Plan, greedy_plan, group_advantage, no_plan, plan_update,
-                                        sample_plan)
+from jaxsets.agent.episode_level import (Plan, PlanHerd, greedy_plan, group_advantage, herd_plan,
+                                        no_plan, plan_update, sample_plan, start_plan_herd)
 from jaxsets.agent.policy import (ActorCritic, AgentState, act, act_in_episode, evaluate_actions,
                                   greedy_action, herding_action, init_agent, make_network, value)
+from jaxsets.agent.rollout import ROLLOUTS, RolloutMemory, empty_memory, rollout_action
 from jaxsets.agent.ppo import Minibatch, Transition, gae, ppo_loss, ppo_update
 from jaxsets.agent.reward import (ENTROPY_FNS, NonFiniteRewardError, RewardConfig, check_finite,
                                   register_entropy, reward, reward_from_config)

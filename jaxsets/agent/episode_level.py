@@ -88,6 +88,50 @@ def greedy_plan(state: AgentState, obs: jax.Array, *, cfg: PPOConfig) -> Plan:
   return _choose(state, obs, lambda logits, i: distributions.mode_head(logits), cfg)
 
 
+class PlanHerd(NamedTuple):
+  """The herding roll-out's episode-level choices, one step at a time.
+
+  probs [..., D + 2]: p(domain) over the D domains, then p(mixed), p(pure), read once from the
+  roll-out's first observation (the state the plan heads learned from); deficit [..., D + 2]:
+  those probabilities summed over the steps so far minus how often each option was taken."""
+  probs: jax.Array
+  deficit: jax.Array
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def start_plan_herd(state: AgentState, obs: jax.Array, *, cfg: PPOConfig) -> PlanHerd:
+  """obs [..., obs_dim] (the roll-out's first observation) -> PlanHerd with nothing taken yet."""
+  domain_logits, blend_logits = state.apply_fn({"params": state.params}, obs,
+                                               method=ActorCritic.plan_logits)
+  blend = (jax.nn.softmax(blend_logits) if blend_logits is not None
+           else jnp.zeros(domain_logits.shape[:-1] + (2,)))
+  probs = jnp.concatenate([jax.nn.softmax(domain_logits), blend], axis=-1)
+  return PlanHerd(probs, jnp.zeros_like(probs))
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def herd_plan(herd: PlanHerd, *, cfg: PPOConfig) -> tuple[Plan, PlanHerd]:
+  """This step's plan: each episode-level head takes the option furthest behind its share,
+  argmax(deficit + p), so over a roll-out of T steps each domain leads about p(domain)·T steps
+  and about p(pure)·T steps are pure, with no sampling noise. A confident policy gives one
+  plan throughout (what greedy_plan gives); an unsure one gives a mix in its proportions
+  instead of staking the whole set on a favourite it has barely tried (8 episodes of noisy
+  returns for 8 plans on the embedded default). Step 1 takes the most likely option.
+  -> (Plan of [...], the PlanHerd after this step)."""
+  num_domains = herd.probs.shape[-1] - 2
+  behind = herd.deficit + herd.probs                                            # [..., D + 2]
+  domain = jnp.argmax(behind[..., :num_domains], axis=-1).astype(jnp.int32)
+  pure = jnp.argmax(behind[..., num_domains:], axis=-1) == 1
+  taken = jnp.concatenate([jax.nn.one_hot(domain, num_domains),
+                           jax.nn.one_hot(pure.astype(jnp.int32), 2)], axis=-1)
+  plan = no_plan(domain.shape)
+  if cfg.domain_per_episode:
+    plan = plan._replace(domain=domain)
+  if cfg.blend_per_episode:
+    plan = plan._replace(pure=pure)
+  return plan, herd._replace(deficit=behind - taken)
+
+
 @functools.partial(jax.jit, static_argnames=("cfg",))
 def plan_update(state: AgentState, obs: jax.Array, plan: Plan, old_log_prob: jax.Array,
                 episode_return: jax.Array, *, cfg: PPOConfig):

@@ -55,10 +55,9 @@ def build_support_set(agent, generator, book, baseline, real, validation, key: j
                       observation_cfg=None, rollout: str = "herding") -> SupportSet:
   """Rolls out `agent` for budget / images_per_step steps and returns the set it builds.
 
-  rollout: "herding" (each class about as often as the policy would sample it) or "greedy"
-  (the most likely action each step), as config.loop.rollout. The choices the agent makes once
-  per episode (config.agent.episode_decisions, which its network records) are made greedily at
-  the first step and kept.
+  rollout: "herding" (each domain, blend and class about as often as the policy would sample
+  it, deterministically) or "greedy" (the most likely plan, chosen at the first step and kept,
+  and the most likely action each step), as config.loop.rollout (jaxsets/agent/rollout.py).
 
   Args:
     agent: `AgentState` trained with observations of `observation_cfg` (obs_dim =
@@ -76,8 +75,8 @@ def build_support_set(agent, generator, book, baseline, real, validation, key: j
     ...                                     jax.random.key(3), budget=40)
   """
   from jaxsets.agent import ObservationConfig, RewardConfig
-  from jaxsets.agent import (PPOConfig, check_finite, greedy_action, greedy_plan, herding_action,
-                             no_plan)
+  from jaxsets.agent import PPOConfig, check_finite
+  from jaxsets.agent.rollout import ROLLOUTS, empty_memory, rollout_action
   from jaxsets.classifier import ClassifierConfig
   from jaxsets.loop import env as env_ops
 
@@ -90,22 +89,15 @@ def build_support_set(agent, generator, book, baseline, real, validation, key: j
                          reward=reward_cfg or RewardConfig(), finetune_from=cfg.finetune_from)
   k_reset, k_images = jax.random.split(key)
   env = env_ops.reset(baseline, real, validation, k_reset, cfg, spec=spec, num_envs=1)
-  if rollout not in ("herding", "greedy"):
-    raise UserError(f"rollout={rollout!r} must be 'herding' or 'greedy'.")
+  if rollout not in ROLLOUTS:
+    raise UserError(f"rollout={rollout!r} must be one of {', '.join(map(repr, ROLLOUTS))}.")
   plan_cfg = PPOConfig(episode_decisions=tuple(agent.network.episode_decisions))
   rewards = []
-  mass = jnp.zeros((1, 3, book.num_classes), jnp.float32)
-  plan = no_plan((1,))
+  memory = empty_memory(book.num_domains, book.num_classes)
   for t in range(spec.steps_per_episode):
     obs = env_ops.observe(env, spec=spec)                                        # [1, obs_dim]
-    if plan_cfg.episode_decisions and t == 0:
-      plan = greedy_plan(agent, obs, cfg=plan_cfg)
-    if rollout == "herding":
-      counts = env_ops.slot_counts(env, num_classes=book.num_classes)            # [1, 3, n]
-      actions, mass = herding_action(agent.params, obs, mass, counts, plan.domain, plan.pure,
-                                     network=agent.network)
-    else:
-      actions = greedy_action(agent.params, obs, plan.domain, plan.pure, network=agent.network)
+    counts = env_ops.slot_counts(env, num_classes=book.num_classes)              # [1, 3, n]
+    actions, memory = rollout_action(agent, obs, counts, t, memory, rollout=rollout, cfg=plan_cfg)
     ids = book.ids(jnp.repeat(actions, images_per_step, axis=0))                 # [ips, L]
     images = generator.generate_ids(ids, jax.random.fold_in(k_images, t))
     images = images.reshape((1, images_per_step) + images.shape[1:])

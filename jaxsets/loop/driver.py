@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxsets.agent import (act, act_in_episode, check_finite, greedy_action, greedy_plan,
-                           herding_action, plan_update, ppo_update, sample_plan)
+from jaxsets.agent import act, act_in_episode, check_finite, plan_update, ppo_update, sample_plan
+from jaxsets.agent.rollout import rollout_action
 from jaxsets.agent import value as agent_value
 from jaxsets.classifier import train_baseline
 from jaxsets.loop import env as env_ops
@@ -100,25 +100,20 @@ def train_step(s: RunSetup, state: st.RunState, history: dict) -> st.RunState:
 
 def rollout_step(s: RunSetup, state: st.RunState, history: dict) -> st.RunState:
   """One step of the roll-out (one environment) that builds the delivered set: herding or
-  greedy (config.loop.rollout); the episode-level choices are the greedy ones, made at step 0."""
+  greedy (config.loop.rollout, agent/rollout.py)."""
   g = int(state.step)
   t = g - s.ppo.episodes * s.steps_per_episode
-  env, mass, agent, plan = state.rollout, state.rollout_mass, state.agent, state.rollout_plan
+  env = state.rollout
   obs = env_ops.observe(env, spec=s.spec)                                       # [1, obs]
-  if s.ppo.episode_decisions and t == 0:
-    plan = greedy_plan(agent, obs, cfg=s.ppo)
-  if s.config.loop.rollout == "herding":
-    counts = env_ops.slot_counts(env, num_classes=s.spec.num_classes)           # [1, 3, n]
-    actions, mass = herding_action(agent.params, obs, mass, counts, plan.domain, plan.pure,
-                                   network=agent.network)
-  else:
-    actions = greedy_action(agent.params, obs, plan.domain, plan.pure, network=agent.network)
+  counts = env_ops.slot_counts(env, num_classes=s.spec.num_classes)             # [1, 3, n]
+  actions, memory = rollout_action(state.agent, obs, counts, t, state.rollout_memory,
+                                   rollout=s.config.loop.rollout, cfg=s.ppo)
   images = generate_images(s, actions, st.stream(state.key, st.GENERATE, g))
   env, reward, finite, _ = env_ops.step(env, actions, images, state.baseline, s.real, s.val,
                                         s.clf_cfg, spec=s.spec)
   reward = check_finite(reward, finite, where=f"roll-out step {t}")
   history["rollout_reward"].append(float(reward[0]))
-  return state._replace(step=state.step + 1, rollout=env, rollout_mass=mass, rollout_plan=plan,
+  return state._replace(step=state.step + 1, rollout=env, rollout_memory=memory,
                         rollout_reward=state.rollout_reward.at[t].set(float(reward[0])))
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from jaxsets import data, sharding
 from jaxsets.agent import PPOConfig, RewardConfig
+from jaxsets.agent.rollout import ROLLOUTS
 from jaxsets.classifier import ClassifierConfig
 from jaxsets.data.device import DeviceSet, put_on_devices
 from jaxsets.errors import UserError
@@ -65,7 +66,6 @@ _BOOL_KEYS = ("agent.autoregressive", "agent.normalize_advantages", "classifier.
 _MISSING = object()
 # How the trained agent builds the delivered set (driver.rollout_step): "herding" takes each
 # class about as often as the policy would sample it, "greedy" the most likely action each step.
-ROLLOUTS = ("herding", "greedy")
 
 
 def _get(config, dotted: str):

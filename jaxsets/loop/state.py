@@ -8,6 +8,7 @@ import jax.numpy as jnp
 
 from jaxsets import sharding
 from jaxsets.agent import AgentState, Plan, Transition, init_agent, no_plan, observation_size
+from jaxsets.agent.rollout import RolloutMemory, empty_memory
 from jaxsets.classifier import ClassifierState, init_state
 from jaxsets.loop import env as env_ops
 from jaxsets.loop.setup import RunSetup
@@ -35,8 +36,7 @@ class RunState(NamedTuple):
   rollout: Any                 # EnvState [1]: the roll-out that builds the delivered set
   rollout_reward: jax.Array    # float32 [T]
   episode: EpisodeChoice
-  rollout_plan: Plan           # Plan of [1]: the roll-out's episode-level choices (greedy)
-  rollout_mass: jax.Array      # float32 [1, 3, n]: the herding roll-out's summed slot probabilities
+  rollout_memory: RolloutMemory  # the roll-out's plan, herded plan shares and slot mass so far
 
 
 def empty_traj(s: RunSetup, obs_dim: int) -> Transition:
@@ -67,8 +67,7 @@ def initial_state(s: RunSetup, baseline: ClassifierState, key) -> RunState:
       episode=EpisodeChoice(no_plan((s.num_envs,)), jnp.zeros((s.num_envs, obs_dim), jnp.float32),
                             jnp.zeros((s.num_envs,), jnp.float32),
                             jnp.zeros((s.num_envs,), jnp.float32)),
-      rollout_plan=no_plan((1,)),
-      rollout_mass=jnp.zeros((1, 3, s.spec.num_classes), jnp.float32))
+      rollout_memory=empty_memory(s.book.num_domains, s.spec.num_classes))
 
 
 def untrained_baseline(s: RunSetup, key) -> ClassifierState:
