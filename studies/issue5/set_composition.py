@@ -1,9 +1,11 @@
 """Which whole support sets beat random prompts? Hand-built sets of 400 images (3 draws, each
 scored by 6 fine-tunes on the test split) against random sets made with the same generation keys:
 the first class balanced (40 per class) or allotted by the baseline's per-class validation error,
-c2 = c3 = c1 ("pure"), and one domain for all 40 prompts.
+c2 = c3 = c1 ("pure"), one domain for all 40 prompts (bal_pure_dom0..3), each domain once per
+class (bal_pure_alldom), or one domain with mixed c2, c3 (bal_mixed_dom0). Prints the validation
+and test accuracy of each.
 
-  python studies/issue5/set_composition.py 0     # the seed
+  PYTHONPATH=studies/issue5 python studies/issue5/set_composition.py 0     # the seed
 """
 import jax, jax.numpy as jnp, numpy as np
 from common import arg, setup
@@ -45,6 +47,8 @@ for trial in range(3):
   p = b.copy(); p[:, 2] = p[:, 1]; p[:, 3] = p[:, 1]; sets["balanced_pure"] = p
   for d in range(D):
     q = p.copy(); q[:, 0] = d; sets[f"bal_pure_dom{d}"] = q
+  q = p.copy(); q[:, 0] = np.tile(np.arange(D), T // D); sets["bal_pure_alldom"] = q
+  m = b.copy(); m[:, 0] = 0; sets["bal_mixed_dom0"] = m
   e = rand.copy(); e[:, 1] = errw_c1; sets["errw"] = e
   ep = e.copy(); ep[:, 2] = ep[:, 1]; ep[:, 3] = ep[:, 1]; sets["errw_pure"] = ep
   rp = rand.copy(); rp[:, 2] = rp[:, 1]; rp[:, 3] = rp[:, 1]; sets["random_pure"] = rp
