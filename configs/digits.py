@@ -127,10 +127,13 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c.loop.checkpoint_every = 1       # steps between checkpoints (and always at phase ends)
   c.loop.eval_repeats = 3           # fine-tunes (different minibatch keys) averaged per test arm
   c.loop.keep_checkpoints = 2
-  # How the trained agent builds the delivered set. herding: each step's classes are those
-  # furthest behind the share the policy gives them (deterministic, and as varied as the policy);
-  # greedy: the most likely action each step, which from a nearly uniform policy put all 400
-  # images in one digit in 3 of 5 seeds (studies/issue5/README.md).
+  # How the trained agent builds the delivered set. herding: each step's domain, blend and
+  # classes are those furthest behind the share the policy gives them (deterministic, and as
+  # varied as the policy: an agent unsure of its domain after 8 episodes delivers a mix in its
+  # proportions; on seeds 3 and 4 no single domain beat random prompts, the evenly mixed set
+  # did); greedy: the most likely plan and action, which staked the whole set on one domain and,
+  # from a nearly uniform class policy, put all 400 images in one digit in 3 of 5 seeds
+  # (studies/issue5/README.md).
   c.loop.rollout = "herding"
 
   # --- Prompt dictionary ----------------------------------------------------------------

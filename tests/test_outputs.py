@@ -191,9 +191,14 @@ def test_results_json_is_plain_json(tmp_path):
 
 def test_report_has_three_arms_and_plots(tmp_path):
   images, labels, records = make_set()
-  path = outputs.write_report(str(tmp_path), fake_results(), fake_history(), images, labels,
+  results = fake_results()
+  results["rl_composition"] = {"domain_steps": {"photo": 1, "sketch": 0, "drawing": 2},
+                               "pure_steps": 2, "first_class_steps": {}, "steps": 3}
+  path = outputs.write_report(str(tmp_path), results, fake_history(), images, labels,
                               [r["prompt"] for r in records], CLASS_NAMES)
   text = open(path).read()
+  assert ("The RL set's 3 steps by domain: drawing 2, photo 1; pure prompts (c2 = c3 = c1) in 2 "
+          "of them.") in text
   # Accuracies and gains, worked out by hand: rl - baseline = 0.05, rl - random = 0.025.
   for expected in ("71.25%", "73.75%", "**76.25%**", "+2.50 pts", "+5.00 pts",
                    "baseline (real only)", "random prompts", "RL prompts",

@@ -27,8 +27,17 @@ def test_run_writes_results_support_set_and_report(uninterrupted):
   assert results["seed"] == 0 and results["config"]["loop"]["budget"] == 20
   for row in manifest:  # the label is c1 of the prompt that made the image
     assert row["prompt"].split(" of a ")[1].split(",")[0] == row["class_name"]
-  # agent.episode_decisions holds "domain": the roll-out keeps the domain of its first step.
-  assert len({row["prompt"].split(" of a ")[0] for row in manifest}) == 1
+  # results.json says what the set is made of, step by step, as the manifest shows it (10
+  # images a step; the herding roll-out takes a domain and a blend each step).
+  comp = results["rl_composition"]
+  steps = [row for row in manifest[::10]]
+  assert comp["steps"] == 2 and sum(comp["domain_steps"].values()) == 2
+  for domain, n in comp["domain_steps"].items():
+    assert n == sum(row["prompt"].startswith(f"A {domain} of") for row in steps), (domain, comp)
+  pure = sum(len(set(row["prompt"].split(" of a ")[1].replace(", and", ",").split(", "))) == 1
+             for row in steps)
+  assert comp["pure_steps"] == pure
+  assert sum(comp["first_class_steps"].values()) == 2
   assert os.path.isfile(os.path.join(uninterrupted, "report.md"))
 
 

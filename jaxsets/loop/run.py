@@ -66,6 +66,17 @@ def run(config, workdir: str, *, quiet: bool = False) -> dict:
     ckpt.close()
 
 
+def composition(actions, book) -> dict:
+  """What the delivered set is made of, per step: actions int32 [T, 4] -> steps per domain, pure
+  steps (c2 = c3 = c1) and steps per first class (the label)."""
+  actions = np.asarray(actions)
+  return {"domain_steps": {d: int(np.sum(actions[:, 0] == i)) for i, d in enumerate(book.domains)},
+          "pure_steps": int(np.sum((actions[:, 2] == actions[:, 1]) & (actions[:, 3] == actions[:, 1]))),
+          "first_class_steps": {c: int(np.sum(actions[:, 1] == i))
+                                for i, c in enumerate(book.class_names)},
+          "steps": int(len(actions))}
+
+
 def finish(s, state: st.RunState, history: dict, workdir: str, *, seconds: float) -> dict:
   """The three arms on the test split, then results.json, support_set/ and report.md."""
   from jaxsets import outputs
@@ -88,6 +99,7 @@ def finish(s, state: st.RunState, history: dict, workdir: str, *, seconds: float
       "num_real_train": len(s.splits.train),
       "class_names": list(s.book.class_names),
       "rl_prompts": prompts,
+      "rl_composition": composition(actions, s.book),
       "random_prompts": [s.book.text(a) for a in random_actions],
       "seed": int(s.config.seed),
       "seconds": round(seconds, 1),

@@ -107,6 +107,17 @@ def training_facts(history: dict) -> list[str]:
   return out
 
 
+def composition_line(results: dict) -> list[str]:
+  """The RL set's domains and blend in one sentence (results["rl_composition"])."""
+  comp = results.get("rl_composition")
+  if not comp:
+    return []
+  domains = ", ".join(f"{name} {n}" for name, n in
+                      sorted(comp["domain_steps"].items(), key=lambda kv: -kv[1]) if n)
+  return [f"The RL set's {comp['steps']} steps by domain: {domains}; pure prompts "
+          f"(c2 = c3 = c1) in {comp['pure_steps']} of them.", ""]
+
+
 def prompt_table(prompts: Sequence[str], top: int = 10) -> list[str]:
   counts = collections.Counter(prompts).most_common(top)
   rows = [f"Most used prompts ({len(set(prompts))} distinct):", "",
@@ -162,7 +173,7 @@ def render(results: dict, history: dict, labels: np.ndarray, prompts: Sequence[s
   if has_images:
     lines += [img("support_set_grid.png"), "",
               f"Every image, sorted by class: [plots/support_set_all.png](plots/support_set_all.png)", "",
-              *prompt_table(prompts), ""]
+              *composition_line(results), *prompt_table(prompts), ""]
   lines += ["## Run facts", "", *facts, "", "<details><summary>Full config</summary>", "",
             "```json", json.dumps(jsonable(config), indent=2, sort_keys=True), "```", "",
             "</details>", ""]
