@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsets.agent import (ObservationConfig, PPOConfig, greedy_plan, init_agent,
+from jaxsets.agent import (ActorCritic, ObservationConfig, PPOConfig, greedy_plan, init_agent,
                            observation_size, plan_update, sample_plan)
 
 NUM_CLASSES, NUM_DOMAINS, NUM_ENVS = 10, 4, 4
@@ -42,6 +42,7 @@ def main():
                   epochs=args.epochs)
   chosen = np.zeros(NUM_DOMAINS, int)
   pure = 0
+  herded = []  # the herded roll-out's domain effect: each domain's effect weighted by its share
   for seed in range(args.agents):
     state = init_agent(jax.random.key(seed), obs_dim, NUM_DOMAINS, NUM_CLASSES, cfg)
     obs = jnp.full((NUM_ENVS, obs_dim), 0.5)
@@ -55,11 +56,15 @@ def main():
     greedy = greedy_plan(state, obs[:1], cfg=cfg)
     chosen[int(greedy.domain[0])] += 1
     pure += bool(greedy.pure[0])
+    domain_logits, _ = state.apply_fn({"params": state.params}, obs[:1],
+                                      method=ActorCritic.plan_logits)
+    herded.append(float(jax.nn.softmax(domain_logits[0]) @ jnp.asarray(DOMAIN_EFFECT)))
   best = int(np.argmax(DOMAIN_EFFECT))
   print(f"episodes {args.episodes}, epochs {args.epochs}: greedy domain = best in "
         f"{chosen[best]}/{args.agents}; chosen {chosen}; pure chosen {pure}/{args.agents}; "
         f"expected set effect {float(chosen @ DOMAIN_EFFECT) / args.agents:+.4f} "
-        f"vs a random domain {DOMAIN_EFFECT.mean():+.4f}")
+        f"vs a random domain {DOMAIN_EFFECT.mean():+.4f}; herded domains (shares; the model has no "
+        f"value for variety) {np.mean(herded):+.4f}")
 
 
 if __name__ == "__main__":
