@@ -168,7 +168,8 @@ class ActorCritic(nn.Module):
     mass_k [..., n] their sum over earlier steps and counts_k [..., n] how often each class was
     taken. Over a roll-out each class is taken about as often as the policy would sample it,
     without the noise of sampling; argmax (greedy) instead takes a near-uniform policy's
-    slightly favoured class at every step. The domain is greedy (or kept, as in _decode).
+    slightly favoured class at every step. The domain is greedy, or kept as in _decode (the
+    herding roll-out passes the domain episode_level.herd_plan chose for the step).
     mass, counts: [..., 3, n] -> (action int32 [..., 4], new mass [..., 3, n])."""
     def pick(logits, i):
       if i == 0:

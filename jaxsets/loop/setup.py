@@ -64,8 +64,7 @@ _BOOL_KEYS = ("agent.autoregressive", "agent.normalize_advantages", "classifier.
               "classifier.hflip", "agent.observation.per_class_entropy",
               "agent.observation.support_counts")
 _MISSING = object()
-# How the trained agent builds the delivered set (driver.rollout_step): "herding" takes each
-# class about as often as the policy would sample it, "greedy" the most likely action each step.
+# ROLLOUTS (agent/rollout.py): how the trained agent builds the delivered set, config.loop.rollout.
 
 
 def _get(config, dotted: str):
