@@ -1,5 +1,6 @@
 """Run the whole method (resumable): pretrain the generator if needed, train the PPO prompt agent,
-build the support set with its roll-out (herding by default), and compare baseline / random / rl on the test split.
+build the support set with its roll-out (herding by default), and compare baseline / random /
+rl on the test split.
 
 Running the same command again on the same workdir resumes from the latest good checkpoint.
 """
