@@ -30,7 +30,7 @@ def test_run_writes_results_support_set_and_report(uninterrupted):
   # results.json says what the set is made of, step by step, as the manifest shows it (10
   # images a step; the herding roll-out takes a domain and a blend each step).
   comp = results["rl_composition"]
-  steps = [row for row in manifest[::10]]
+  steps = manifest[::10]
   assert comp["steps"] == 2 and sum(comp["domain_steps"].values()) == 2
   for domain, n in comp["domain_steps"].items():
     assert n == sum(row["prompt"].startswith(f"A {domain} of") for row in steps), (domain, comp)

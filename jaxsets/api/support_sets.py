@@ -87,10 +87,10 @@ def build_support_set(agent, generator, book, baseline, real, validation, key: j
                          num_classes=book.num_classes,
                          observation=observation_cfg or ObservationConfig(),
                          reward=reward_cfg or RewardConfig(), finetune_from=cfg.finetune_from)
+  if rollout not in ROLLOUTS:  # before the reset's fine-tune
+    raise UserError(f"rollout={rollout!r} must be one of {', '.join(map(repr, ROLLOUTS))}.")
   k_reset, k_images = jax.random.split(key)
   env = env_ops.reset(baseline, real, validation, k_reset, cfg, spec=spec, num_envs=1)
-  if rollout not in ROLLOUTS:
-    raise UserError(f"rollout={rollout!r} must be one of {', '.join(map(repr, ROLLOUTS))}.")
   plan_cfg = PPOConfig(episode_decisions=tuple(agent.network.episode_decisions))
   rewards = []
   memory = empty_memory(book.num_domains, book.num_classes)
