@@ -1,8 +1,11 @@
 """4. rl_step: one whole step of the RL loop (act, generate images_per_step images, add them,
 fine-tune, evaluate, reward, store the transition, and 1/update_every of a PPO update), jaxsets'
 `jaxsets.loop.driver.train_step` vs the authors' structure rebuilt with the PyTorch peers
-(peers/authors_loop.py): once reloading the pipeline from disk every step (as the authors did),
-once keeping it loaded (the fair peer).
+(peers/authors_loop.py) three ways: as their code is written (pipeline reloaded from disk every
+step, one pipeline call per image, images through PNG files, classifier weights read from disk),
+reloading the pipeline but batching the step's images in memory, and keeping the pipeline loaded
+(the fair peer). A fourth entry times the reload itself at Stable Diffusion 2.1's size
+(sd21_reload.py), the size the authors ran.
 
 Both sides run one environment (the authors' setting; jaxsets' default steps 4 at once, see the
 "jaxsets_num_envs" field) and the same sizes: images_per_step, finetune_steps, batch, the
@@ -10,6 +13,10 @@ validation split, PPO epochs and minibatch size. Timed unit: one PPO period (upd
 ending with the update), reported per step; one period of warm-up (compilation) first.
 """
 from __future__ import annotations
+
+import os
+import statistics
+import time
 
 from common import entry, measure_sides, no_sync
 
@@ -46,7 +53,7 @@ def _setup_jaxsets(ctx, update_every: int):
   return s, period
 
 
-def _authors(ctx, s, *, reload: bool, update_every: int, torch_settings: dict):
+def _authors(ctx, s, *, structure: str, update_every: int, torch_settings: dict):
   import torch
   from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -64,10 +71,11 @@ def _authors(ctx, s, *, reload: bool, update_every: int, torch_settings: dict):
   clf = TorchClassifier(s.clf_cfg, s.spec.num_classes, s.splits.image_shape,
                         s.splits.train.images, s.splits.train.labels,
                         memory_format=torch_settings.get("classifier_memory_format", "contiguous"))
-  env = AuthorsEnv(sd_peer=sd, torch_folder=ctx.torch_sd_folder, reload=reload, book=s.book,
+  env = AuthorsEnv(sd_peer=sd, torch_folder=ctx.torch_sd_folder, structure=structure, book=s.book,
                    classifier=clf, val=s.splits.validation, budget=s.spec.budget,
                    images_per_step=s.spec.images_per_step, out_size=gen.cfg.out_size,
-                   w_acc=s.spec.reward.w_acc, w_ent=s.spec.reward.w_ent)
+                   w_acc=s.spec.reward.w_acc, w_ent=s.spec.reward.w_ent,
+                   scratch=os.path.join(ctx.scratch, "authors_loop"))
   model = make_ppo(DummyVecEnv([lambda: env]), s.ppo, n_steps=update_every, n_envs=1)
 
   def period(i):
@@ -77,13 +85,15 @@ def _authors(ctx, s, *, reload: bool, update_every: int, torch_settings: dict):
 
 
 def run(ctx) -> list[dict]:
+  from peers.authors_loop import STRUCTURES
   update_every = 4 if ctx.quick else 10  # divides the 40-step episode
   s, ours = _setup_jaxsets(ctx, update_every)
   settings = dict(ctx.shared.get("torch_settings") or {"threads": 1, "memory_format": "contiguous"})
   sides = {"jaxsets": (ours, None)}
-  for reload in (True, False):
-    sides["reload" if reload else "loaded"] = (
-        _authors(ctx, s, reload=reload, update_every=update_every, torch_settings=settings), no_sync)
+  for structure in STRUCTURES:
+    sides[structure] = (
+        _authors(ctx, s, structure=structure, update_every=update_every, torch_settings=settings),
+        no_sync)
   repeats = 1 if ctx.quick else 2
   t = measure_sides(sides, repeats)
   per_step = lambda d: {**d, "period_s": d["steady_s"], "steady_s": d["steady_s"] / update_every,
@@ -94,8 +104,48 @@ def run(ctx) -> list[dict]:
             "ddim_steps": s.generator.cfg.num_inference_steps, "update_every": update_every,
             "ppo_epochs": s.ppo.epochs, "ppo_minibatch_rows": update_every // s.ppo.minibatches,
             "envs": 1, "timed_periods": repeats, "torch_settings": settings}
-  names = {"reload": "authors' structure: SB3 PPO + PyTorch SD reloaded from disk every step "
-                     "+ PyTorch classifier",
+  names = {"as_written": "authors' code as written: SB3 PPO + PyTorch SD reloaded every step, one "
+                         "call per image, PNGs, weights from disk + PyTorch classifier",
+           "reload": "authors' structure, PyTorch SD reloaded every step, images batched in memory",
            "loaded": "authors' structure with the PyTorch SD pipeline kept loaded"}
-  return [entry(f"rl_step/vs_{k}", per_step(t["jaxsets"]), {"name": names[k], **per_step(t[k])},
-                settings=common) for k in ("reload", "loaded")]
+  out = [entry(f"rl_step/vs_{k}", per_step(t["jaxsets"]), {"name": names[k], **per_step(t[k])},
+               settings=common) for k in STRUCTURES]
+  return out + [_sd21_reload(ctx, repeats=2 if ctx.quick else 5)]
+
+
+def _sd21_reload(ctx, repeats: int) -> dict:
+  """The authors' per-step `from_pretrained` at SD 2.1's size (fp16, random weights), and the
+  same followed by one copy of every tensor (what their `pipe.to("cuda")` must at least read).
+  jaxsets loads its generator once per run: no per-step figure, so no speedup."""
+  import gc
+
+  import sd21_reload
+  folder = os.path.join(ctx.scratch, "sd21_random_fp16")
+  tokenizer = os.path.join(ctx.sd_folder[0], "tokenizer")
+  sd21_reload.build_folder(folder, tokenizer)
+  first, loads, copies = None, [], []
+  for i in range(repeats + 1):
+    start = time.perf_counter()
+    pipe = sd21_reload.load(folder)
+    loaded = time.perf_counter()
+    for module in (pipe.unet, pipe.text_encoder, pipe.vae):
+      for p in module.parameters():
+        p.detach().clone()
+    done = time.perf_counter()
+    if i == 0:
+      first, counts = done - start, sd21_reload.param_counts(pipe)
+    else:
+      loads.append(loaded - start)
+      copies.append(done - start)
+    del pipe
+    gc.collect()
+  peer = {"name": "StableDiffusionPipeline.from_pretrained, SD 2.1 architecture, float16 "
+                  "(the authors' per-step load; page cache warm)",
+          "steady_s": statistics.median(loads), "with_tensor_copy_s": statistics.median(copies),
+          "first_s": first, "params": sum(counts.values()), "params_by_part": counts,
+          "matches_published_sd21": counts == sd21_reload.PUBLISHED_PARAMS,
+          "bytes_on_disk": sd21_reload.folder_bytes(folder), "all_s": loads}
+  ours = {"per_step_load_s": 0.0, "note": "jaxsets loads its generator once per run and keeps it "
+          "in device memory"}
+  return {"name": "rl_step/pipeline_reload_at_sd2.1_size", "jaxsets": ours, "peer": peer,
+          "speedup": None}

@@ -12,6 +12,8 @@ def _side(d: dict) -> str:
   """The one figure that matters for a row, plus compile time where there is one."""
   if "flop_per_s" in d:
     return f"{d['flop_per_s'] / 1e9:.1f} GFLOP/s ({100 * d['fraction_of_peak']:.1f}% of peak)"
+  if "per_step_load_s" in d:
+    return f"{_time(d['per_step_load_s'])} per step (loaded once per run)"
   if d.get("fits") is False:
     return f"does not fit ({d['estimated_bytes'] / 2**30:,.1f} GiB est.)"
   text = _time(d.get("steady_s"))
@@ -21,6 +23,8 @@ def _side(d: dict) -> str:
     text += f", {d['params']:,} params"
   elif "params" in d:
     text += f", {d['params']:,} params"
+  if "with_tensor_copy_s" in d:
+    text += f", {_time(d['with_tensor_copy_s'])} with one copy of every tensor"
   if d.get("compile_s", 0) > 0.5:
     text += f"; compile {d['compile_s']:.1f} s"
   return text

@@ -69,6 +69,70 @@ def test_schema_and_markdown():
     report.check_schema(bad)
 
 
+def test_png_support_set_reads_back_what_was_written(tmp_path):
+  import numpy as np
+
+  from peers.png_support import PngSupportSet, to_classifier_images
+  pngs = PngSupportSet(str(tmp_path / "support"))
+  rng = np.random.default_rng(0)
+  sevens, twos = rng.random((3, 16, 16, 1)), rng.random((2, 16, 16, 1))
+  pngs.add(sevens, 7)
+  pngs.add(twos, 2)
+  images, labels = pngs.read(out_size=8, channels=1)
+  assert images.shape == (5, 8, 8, 1) and images.dtype == np.uint8
+  # Folders are class indices (sorted numerically), not names: labels stay dataset indices.
+  assert list(labels) == [2, 2, 7, 7, 7]
+  # PNG keeps uint8 exactly: what comes back is the 8-bit image, then resized.
+  quantised = lambda x: np.round(x * 255).astype(np.uint8).astype(np.float32) / 255.0
+  expected = {int(k): set() for k in (2, 7)}
+  for label, batch in ((7, sevens), (2, twos)):
+    for image in to_classifier_images(quantised(batch), 8):
+      expected[label].add(image.tobytes())
+  assert {image.tobytes() for image in images[:2]} == expected[2]
+  assert {image.tobytes() for image in images[2:]} == expected[7]
+  pngs.clear()  # what the authors' reset does
+  images, labels = pngs.read(out_size=8, channels=1)
+  assert images.shape == (0, 8, 8, 1) and labels.shape == (0,)
+
+
+def test_reload_entry_has_no_speedup_and_renders():
+  entries = [{"name": "rl_step/pipeline_reload_at_sd2.1_size",
+              "jaxsets": {"per_step_load_s": 0.0, "note": "loaded once"},
+              "peer": {"name": "from_pretrained", "steady_s": 0.2, "with_tensor_copy_s": 0.4,
+                       "params": 1_289_952_427}, "speedup": None}]
+  result = _result(entries)
+  report.check_schema(result)
+  table = report.markdown_table(result)
+  assert "per step (loaded once per run)" in table and "400.0 ms with one copy" in table
+  assert "1,289,952,427 params" in table and "| n/a |" in table
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                    reason="the SD 2.1 rebuild needs PyTorch (pip install -e '.[bench]')")
+def test_sd21_architecture_has_the_published_parameter_counts():
+  # In a child process: diffusers decides at import whether PyTorch may be used, and the rest of
+  # the suite imports it with USE_TORCH=0.
+  import subprocess
+  code = """
+import json, torch
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel
+import sd21_reload as r
+with torch.device("meta"):  # shapes only: no 1.3 G parameters allocated
+  parts = {"unet": UNet2DConditionModel(**r.UNET),
+           "text_encoder": CLIPTextModel(CLIPTextConfig(**r.TEXT)), "vae": AutoencoderKL(**r.VAE)}
+print(json.dumps({k: sum(p.numel() for p in m.parameters()) for k, m in parts.items()}))
+"""
+  bench = os.path.join(os.path.dirname(__file__), "..", "benchmarks")
+  out = subprocess.run([sys.executable, "-c", code], cwd=bench, capture_output=True, text=True,
+                       env={**os.environ, "USE_TORCH": "1"}, timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  import json
+
+  import sd21_reload
+  assert json.loads(out.stdout.strip().splitlines()[-1]) == sd21_reload.PUBLISHED_PARAMS
+
+
 def test_flat_policy_log_prob_matches_its_index():
   import jax
   import jax.numpy as jnp
