@@ -3,7 +3,7 @@
 Same torsos, init and value head as jaxsets.agent.policy.ActorCritic; only the policy head
 differs (|D|·n³ logits instead of |D| + 3n). It plugs into the very same
 `jaxsets.agent.ppo_update` (which needs only `apply_fn(params, obs, action) -> (dist, value)`
-with dist.log_prob / dist.entropy), so the comparison isolates the action space.
+with dist.head_log_probs / dist.head_entropies), so the comparison isolates the action space.
 """
 from __future__ import annotations
 
@@ -32,6 +32,14 @@ class FlatCategorical:
 
   def entropy(self) -> jax.Array:
     return -jnp.sum(jnp.exp(self.log_p) * self.log_p, axis=-1)
+
+  # ppo_loss sums per-head terms (and masks the heads an episode plan kept): one head here, so
+  # the trajectories it learns from carry no head mask.
+  def head_log_probs(self, action: jax.Array) -> jax.Array:
+    return self.log_prob(action)[..., None]                                    # [..., 1]
+
+  def head_entropies(self) -> jax.Array:
+    return self.entropy()[..., None]                                           # [..., 1]
 
 
 class FlatActorCritic(nn.Module):

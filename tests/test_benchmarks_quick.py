@@ -148,6 +148,27 @@ def test_flat_policy_log_prob_matches_its_index():
   assert num_params(5, 7, (64, 64)) == 2 * (5 * 64 + 64 + 64 * 64 + 64) + 64 * 7 + 7 + 65
 
 
+def test_flat_policy_trains_through_jaxsets_ppo_update():
+  """The action-space comparison feeds the flat policy to jaxsets' own ppo_update: it must
+  keep running as the loss evolves (it once broke when the loss moved to per-head terms)."""
+  import jax
+  import jax.numpy as jnp
+
+  from bench_ppo import random_traj
+  from flat_policy import init_flat_agent
+  from jaxsets.agent import PPOConfig, ppo_update
+  d, n, obs_dim = 2, 3, 5
+  cfg = PPOConfig(hidden_sizes=(8, 8), epochs=2, minibatches=2)
+  state = init_flat_agent(jax.random.key(0), obs_dim, d, n, cfg)
+  traj = random_traj(jax.random.key(1), 4, 2, obs_dim, d, n)
+  new, metrics = ppo_update(state, traj, jnp.zeros((2,)), jax.random.key(2), cfg=cfg)
+  assert all(bool(jnp.isfinite(v)) for v in metrics.values())
+  # The flat head's entropy starts near log(D n^3): its logits are initialised near zero.
+  assert float(metrics["entropy"]) == pytest.approx(float(jnp.log(d * n ** 3)), rel=0.05)
+  moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state.params, new.params)
+  assert any(jax.tree.leaves(moved))
+
+
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None
                     or importlib.util.find_spec("stable_baselines3") is None,
                     reason="peers need the bench extra (pip install -e '.[bench]')")
