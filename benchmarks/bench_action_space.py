@@ -98,7 +98,7 @@ def run(ctx) -> list[dict]:
     repeats = 3 * ctx.repeats if n == 10 else (2 if len(sides) > 1 else ctx.repeats)
     t = measure_sides(sides, repeats)
     # The growth in n is read from the factorised update timed on its own: interleaved with a
-    # flat update of 10^8 parameters (which evicts every cache) it measured up to 4x slower.
+    # flat update of 10^8 parameters (which evicts every cache) it measured up to 5x slower.
     alone = measure(ours, ctx.repeats)["steady_s"]
     mine = {**t["jaxsets"], **footprint(fact, ours), "logits": d + 3 * n, "alone_steady_s": alone}
     base = base or mine

@@ -114,14 +114,15 @@ def test_sd21_architecture_has_the_published_parameter_counts():
   # the suite imports it with USE_TORCH=0.
   import subprocess
   code = """
-import json, torch
+import json, types, torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 import sd21_reload as r
 with torch.device("meta"):  # shapes only: no 1.3 G parameters allocated
-  parts = {"unet": UNet2DConditionModel(**r.UNET),
-           "text_encoder": CLIPTextModel(CLIPTextConfig(**r.TEXT)), "vae": AutoencoderKL(**r.VAE)}
-print(json.dumps({k: sum(p.numel() for p in m.parameters()) for k, m in parts.items()}))
+  parts = types.SimpleNamespace(unet=UNet2DConditionModel(**r.UNET),
+                                text_encoder=CLIPTextModel(CLIPTextConfig(**r.TEXT)),
+                                vae=AutoencoderKL(**r.VAE))
+print(json.dumps(r.param_counts(parts)))  # the counter the benchmark records
 """
   bench = os.path.join(os.path.dirname(__file__), "..", "benchmarks")
   out = subprocess.run([sys.executable, "-c", code], cwd=bench, capture_output=True, text=True,
