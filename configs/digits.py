@@ -99,11 +99,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c.agent.max_grad_norm = 0.5
   c.agent.normalize_advantages = True
   c.agent.num_envs = 4              # environments (classifier copies) stepped together
-  # 2: the whole job must fit in 15 minutes on 2 CPU cores, pretraining included. Measured from
-  # an empty cache on a quiet machine: 14 min 12 s with 2 episodes (AMD EPYC, 2026-12-01; 11 min
-  # 16 s on an Intel Xeon, where 3 took 15 min 51 s). 8 episodes of 4 environments choose the
-  # episode-level domain well only 40% of the time (studies/issue5/plan_selection.py): on an
-  # accelerator use far more.
+  # 2: the whole job, pretraining included, must fit in about 15 minutes on 2 CPU cores
+  # (timings in studies/README.md). Too few to choose the episode-level domain well
+  # (studies/issue5/plan_selection.py): on an accelerator use far more.
   c.agent.episodes = 2
   c.agent.update_every = 10         # steps between PPO updates (0 = once per episode)
   c.agent.observation = ml_collections.ConfigDict()
