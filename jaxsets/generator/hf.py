@@ -1,5 +1,6 @@
-"""The only module that imports diffusers or transformers (their Flax code ends with diffusers 0.39 /
-transformers 4.57.6; keeping it here means one file to change when that stack moves).
+"""With its hf_*.py siblings, the only modules that import diffusers or transformers (their Flax code
+ends with diffusers 0.39 / transformers 4.57.6; keeping it here means few files to change when that
+stack moves). hf_weights.py reads and converts weight files and imports neither.
 
 It turns a diffusers-format folder (or a Hugging Face id, via the local cache) into `SDParts`:
 the three Flax modules, their parameters, the tokenizer and the scheduler config. It also saves
@@ -28,10 +29,10 @@ transformers.utils.logging.set_verbosity_error()
 
 from diffusers import (FlaxAutoencoderKL, FlaxDDIMScheduler, FlaxDPMSolverMultistepScheduler,
                        FlaxEulerDiscreteScheduler, FlaxPNDMScheduler, FlaxUNet2DConditionModel)
-from diffusers.models.modeling_flax_pytorch_utils import convert_pytorch_state_dict_to_flax
 from transformers import CLIPTextConfig, CLIPTokenizer, FlaxCLIPTextModel
 
 from jaxsets.errors import UserError
+from jaxsets.generator import hf_weights
 
 SCHEDULERS = {
     "ddim": FlaxDDIMScheduler,
@@ -39,7 +40,7 @@ SCHEDULERS = {
     "euler": FlaxEulerDiscreteScheduler,
     "pndm": FlaxPNDMScheduler,
 }
-COMPONENTS = ("text_encoder", "unet", "vae")
+COMPONENTS = hf_weights.COMPONENTS
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -123,18 +124,13 @@ def save_parts(parts: SDParts, folder: str) -> None:
 
 
 # ----------------------------------------------------------------------------- loading
-_FLAX_WEIGHTS = {"text_encoder": "flax_model.msgpack", "unet": "diffusion_flax_model.msgpack",
-                 "vae": "diffusion_flax_model.msgpack"}
-_PT_WEIGHTS = {"text_encoder": "model.safetensors", "unet": "diffusion_pytorch_model.safetensors",
-               "vae": "diffusion_pytorch_model.safetensors"}
-
-
-def resolve_model_folder(model: str) -> str:
+def resolve_model_folder(model: str, *, revision: str = "", variant: str = "") -> str:
   """A local diffusers-format folder for `model` (a folder, or a Hugging Face id via its cache).
 
-  Only configs, tokenizer files and one weights file per component are fetched: Flax msgpack
-  where the repository has it, PyTorch safetensors otherwise. With HF_HUB_OFFLINE=1 the local
-  cache is used, and a model missing from it is a clear error.
+  Only configs, tokenizer files and one weights file per component are fetched, the first kind
+  the repository has of: Flax msgpack (unless a `variant` is asked for), PyTorch safetensors
+  (single or sharded), pickled .bin. `revision` is a branch, tag or commit ("" = main). With
+  HF_HUB_OFFLINE=1 the local cache is used, and a model missing from it is a clear error.
   """
   if os.path.isdir(model):
     if not os.path.isfile(os.path.join(model, "model_index.json")):
@@ -145,96 +141,102 @@ def resolve_model_folder(model: str) -> str:
     raise UserError(f"generator.model={model!r}: no such folder. Give an existing diffusers-format "
                     "folder or a Hugging Face id such as 'stabilityai/stable-diffusion-2-1-base'.")
   import huggingface_hub
-  from huggingface_hub.utils import (GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError)
+  from huggingface_hub.utils import (GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError,
+                                     RevisionNotFoundError)
   base = ["model_index.json", "*/config.json", "scheduler/*", "tokenizer/*"]
+  stages = {kind: hf_weights.hub_patterns(kind, variant) for kind in COMPONENTS}
   try:
-    folder = huggingface_hub.snapshot_download(
-        model, allow_patterns=base + [f"{c}/{w}" for c, w in _FLAX_WEIGHTS.items()])
-    missing = [c for c in COMPONENTS if not os.path.isfile(os.path.join(folder, c, _FLAX_WEIGHTS[c]))]
-    if missing:
-      folder = huggingface_hub.snapshot_download(
-          model, allow_patterns=base + [f"{c}/{_PT_WEIGHTS[c]}" for c in missing])
+    folder, missing = None, list(COMPONENTS)
+    for stage in range(max(len(s) for s in stages.values())):
+      patterns = [p for kind in missing if stage < len(stages[kind]) for p in stages[kind][stage]]
+      folder = huggingface_hub.snapshot_download(model, revision=revision or None,
+                                                 allow_patterns=(base if stage == 0 else []) + patterns)
+      missing = [kind for kind in missing if not _has_weights(folder, kind, variant)]
+      if not missing:
+        break
   except RepositoryNotFoundError as e:
     raise UserError(f"Hugging Face model {model!r} not found (misspelt id, or a private/gated "
                     "repository: log in with `huggingface-cli login`).") from e
+  except RevisionNotFoundError as e:
+    raise UserError(f"Hugging Face model {model!r} has no revision {revision!r}: set "
+                    "generator.revision to one of its branches, tags or commits ('' = main).") from e
   except GatedRepoError as e:
     raise UserError(f"Hugging Face model {model!r} is gated: accept its licence on the Hub and "
                     "log in with `huggingface-cli login`.") from e
   except LocalEntryNotFoundError as e:
-    raise UserError(f"weights for {model!r} are not in the local Hugging Face cache and the Hub "
+    at = f" at revision {revision!r}" if revision else ""
+    raise UserError(f"weights for {model!r}{at} are not in the local Hugging Face cache and the Hub "
                     "cannot be reached (HF_HUB_OFFLINE=1 or no network). Download them once with "
                     f"`huggingface-cli download {model}` on a machine with network, or point "
                     "generator.model at a local diffusers-format folder.") from e
   return folder
 
 
-class _AsTensor(np.ndarray):
-  """A numpy array with torch's `.numpy()`, so diffusers' converter takes safetensors' numpy output."""
-  def numpy(self):
-    return np.asarray(self)
+def _has_weights(folder: str, kind: str, variant: str) -> bool:
+  return any(os.path.isfile(os.path.join(folder, kind, name))
+             for name in hf_weights.weight_file_names(kind, variant))
 
 
-def _load_component(kind: str, module, folder: str, dtype):
-  """Parameters of one component from Flax msgpack or PyTorch safetensors (converted)."""
-  sub = os.path.join(folder, kind)
-  flax_file, pt_file = os.path.join(sub, _FLAX_WEIGHTS[kind]), os.path.join(sub, _PT_WEIGHTS[kind])
-  if kind == "text_encoder":
-    model = FlaxCLIPTextModel.from_pretrained(sub, from_pt=not os.path.isfile(flax_file),
-                                              dtype=dtype, _do_init=False)
-    return model[0], model[1]
-  if os.path.isfile(flax_file):
-    try:
-      _, params = type(module).from_pretrained(sub, dtype=dtype)
-    except ValueError as e:  # diffusers' own shape check
-      raise UserError(f"{kind} weights do not match {kind}/config.json ({e}). The folder's weights "
-                      "and configs come from different models; re-download or re-save the model.") from e
-    return module, params
-  if os.path.isfile(pt_file):
-    import safetensors.numpy
-    state = {k: v.view(_AsTensor) for k, v in safetensors.numpy.load_file(pt_file).items()}
-    return module, convert_pytorch_state_dict_to_flax(state, module)
-  raise UserError(f"no weights in {sub}: expected {_FLAX_WEIGHTS[kind]} or {_PT_WEIGHTS[kind]}.")
+# Files a folder must have besides the weights (checked before anything is read).
+_REQUIRED_FILES = ("scheduler/scheduler_config.json", "text_encoder/config.json", "unet/config.json",
+                   "vae/config.json", "tokenizer/vocab.json", "tokenizer/merges.txt")
 
 
-def _check_shapes(kind: str, expected, loaded) -> None:
-  """Weights must match the component's config exactly (a wrong folder fails here, clearly)."""
-  exp = {jax.tree_util.keystr(p): v.shape for p, v in jax.tree_util.tree_leaves_with_path(expected)}
-  got = {jax.tree_util.keystr(p): np.shape(v) for p, v in jax.tree_util.tree_leaves_with_path(loaded)}
-  missing, extra = sorted(set(exp) - set(got)), sorted(set(got) - set(exp))
-  wrong = [k for k in exp if k in got and tuple(exp[k]) != tuple(got[k])]
-  if missing or extra or wrong:
-    detail = "; ".join(filter(None, [
-        f"missing {missing[:3]}" if missing else "", f"unexpected {extra[:3]}" if extra else "",
-        f"shape of {wrong[0]}: config says {exp[wrong[0]]}, weights have {got[wrong[0]]}" if wrong else ""]))
-    raise UserError(f"{kind} weights do not match {kind}/config.json ({detail}). The folder's weights "
-                    "and configs come from different models; re-download or re-save the model.")
+def _check_folder(folder: str, variant: str) -> dict:
+  """Every file loading needs is there (else one error naming them); returns {kind: weights path}."""
+  absent = [name for name in _REQUIRED_FILES if not os.path.isfile(os.path.join(folder, name))]
+  if absent:
+    raise UserError(f"{folder} is not a complete Stable Diffusion model: {', '.join(absent)} "
+                    "missing. A diffusers-format folder has model_index.json and scheduler/, "
+                    "text_encoder/, tokenizer/, unet/, vae/; copy the missing files from the model "
+                    "it came from (e.g. `huggingface-cli download MODEL`).")
+  return {kind: hf_weights.find_weight_file(folder, kind, variant) for kind in COMPONENTS}
 
 
-def load_parts(model: str, dtype=jnp.float32, max_prompt_length: int = 0) -> SDParts:
-  """Loads a Stable Diffusion model (folder or Hugging Face id) as `SDParts` in `dtype`."""
-  folder = resolve_model_folder(model)
-  for kind in COMPONENTS + ("tokenizer", "scheduler"):
-    if not os.path.isdir(os.path.join(folder, kind)):
-      raise UserError(f"{folder} has no {kind}/ folder: not a complete Stable Diffusion model.")
+def _check_dtype(dtype) -> None:
+  if not jnp.issubdtype(jnp.dtype(dtype), jnp.floating):
+    raise UserError(f"dtype {jnp.dtype(dtype).name} cannot hold Stable Diffusion's weights: use "
+                    "float32, bfloat16 or float16.")
+
+
+def _check_vocabulary(tokenizer, text_config, folder: str) -> None:
+  """Ids past the embedding table would be clamped silently inside jit: refuse the pair instead."""
+  if len(tokenizer) != text_config.vocab_size:
+    raise UserError(f"{folder}/tokenizer has {len(tokenizer)} tokens but text_encoder/config.json "
+                    f"says vocab_size={text_config.vocab_size}: the tokenizer belongs to another "
+                    "model. Copy tokenizer/ from the model the text encoder came from.")
+
+
+def load_parts(model: str, dtype=jnp.float32, max_prompt_length: int = 0, *, revision: str = "",
+               variant: str = "") -> SDParts:
+  """Loads a Stable Diffusion model (folder or Hugging Face id) as `SDParts` in `dtype`.
+
+  No model is initialised: parameter shapes come from `jax.eval_shape`, and each weights file is
+  converted tensor by tensor (hf_weights). `variant` picks files such as
+  `diffusion_pytorch_model.fp16.safetensors`; whatever dtype the files hold, parameters come out
+  in `dtype`.
+  """
+  _check_dtype(dtype)
+  folder = resolve_model_folder(model, revision=revision, variant=variant)
+  weight_files = _check_folder(folder, variant)
+  text_config = CLIPTextConfig.from_pretrained(os.path.join(folder, "text_encoder"))
+  length = max_prompt_length or text_config.max_position_embeddings
+  tokenizer = make_tokenizer(os.path.join(folder, "tokenizer"), length)
+  _check_vocabulary(tokenizer, text_config, folder)
+  text = FlaxCLIPTextModel(text_config, dtype=dtype, _do_init=False)
   unet = FlaxUNet2DConditionModel.from_config(
       FlaxUNet2DConditionModel.load_config(os.path.join(folder, "unet")), dtype=dtype)
   vae = FlaxAutoencoderKL.from_config(
       FlaxAutoencoderKL.load_config(os.path.join(folder, "vae")), dtype=dtype)
-  text, text_params = _load_component("text_encoder", None, folder, dtype)
-  _, unet_params = _load_component("unet", unet, folder, dtype)
-  _, vae_params = _load_component("vae", vae, folder, dtype)
-  for kind, module, params in (("unet", unet, unet_params), ("vae", vae, vae_params)):
-    _check_shapes(kind, jax.eval_shape(module.init_weights, jax.random.PRNGKey(0)), params)
-  _check_shapes("text_encoder", jax.eval_shape(
-      lambda k: text.init_weights(k, (1, text.config.max_position_embeddings)),
-      jax.random.PRNGKey(0)), text_params)
-  params = {"text_encoder": text_params, "unet": unet_params, "vae": vae_params}
-  # Weights are stored in fp32 or fp16; cast floating leaves to the compute dtype (jax.tree.map:
-  # diffusers' own to_bf16 calls the removed jax.tree_map).
-  params = jax.tree.map(lambda x: jnp.asarray(x, dtype) if jnp.issubdtype(jnp.asarray(x).dtype,
-                                                                          jnp.floating) else x, params)
+  key = jax.random.PRNGKey(0)
+  shapes = {  # traced, never run: no random weights are made only to be replaced
+      "text_encoder": jax.eval_shape(
+          lambda k: text.init_weights(k, (1, text_config.max_position_embeddings)), key),
+      "unet": jax.eval_shape(unet.init_weights, key),
+      "vae": jax.eval_shape(vae.init_weights, key),
+  }
+  params = {kind: hf_weights.load_params(weight_files[kind], kind, shapes[kind], dtype)
+            for kind in COMPONENTS}
   with open(os.path.join(folder, "scheduler", "scheduler_config.json")) as f:
     scheduler_config = json.load(f)
-  length = max_prompt_length or text.config.max_position_embeddings
-  tokenizer = make_tokenizer(os.path.join(folder, "tokenizer"), length)
   return SDParts(text, unet, vae, tokenizer, scheduler_config, params)

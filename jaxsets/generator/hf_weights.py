@@ -1,0 +1,211 @@
+"""Stable Diffusion weight files -> Flax parameter trees, one tensor at a time.
+
+Which files hold a component's weights (Flax msgpack, PyTorch safetensors, sharded or not, with a
+`variant` such as "fp16", or pickled `.bin`), reading them lazily, and renaming/transposing
+PyTorch tensors into the Flax tree whose shapes `jax.eval_shape` gives. Nothing here builds or
+initialises a model: each tensor is read, cast to the target dtype, put on the device and its
+source dropped, so loading holds the loaded parameters plus about one tensor in flight.
+diffusers' and transformers' converters need an initialised model to learn the shapes (a full
+random init: 47 s for SD 2.1's UNet on 2 cores); the renaming rules below are theirs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+from typing import Iterator
+
+import jax
+import ml_dtypes
+import numpy as np
+from flax import serialization, traverse_util
+
+from jaxsets.errors import UserError
+
+COMPONENTS = ("text_encoder", "unet", "vae")
+FLAX_FILES = {"text_encoder": "flax_model.msgpack", "unet": "diffusion_flax_model.msgpack",
+              "vae": "diffusion_flax_model.msgpack"}
+# (safetensors stem, .bin stem) of each component's PyTorch weights, as the hub names them.
+_PT_STEMS = {"text_encoder": ("model", "pytorch_model"),
+             "unet": ("diffusion_pytorch_model", "diffusion_pytorch_model"),
+             "vae": ("diffusion_pytorch_model", "diffusion_pytorch_model")}
+# Buffers some PyTorch checkpoints carry that are not parameters (older CLIPTextModel saves).
+_BUFFERS = ("position_ids", "num_batches_tracked")
+_SAFETENSORS_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16,
+                       "BF16": ml_dtypes.bfloat16, "I64": np.int64, "I32": np.int32,
+                       "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+
+
+# ----------------------------------------------------------------------------- which file
+def weight_file_names(kind: str, variant: str = "") -> tuple[str, ...]:
+  """The files that can hold `kind`'s weights, most preferred first.
+
+  Without a variant Flax msgpack comes first (no conversion); a variant ("fp16") names PyTorch
+  files only, as the hub's variants are (`diffusion_pytorch_model.fp16.safetensors`).
+  """
+  infix = f".{variant}" if variant else ""
+  st, pt = _PT_STEMS[kind]
+  flax = () if variant else (FLAX_FILES[kind],)
+  return flax + (f"{st}{infix}.safetensors", f"{st}{infix}.safetensors.index.json",
+                 f"{pt}{infix}.bin", f"{pt}{infix}.bin.index.json")
+
+
+def hub_patterns(kind: str, variant: str = "") -> list[list[str]]:
+  """snapshot_download allow_patterns for `kind`'s weights, one list per kind of file, in the order
+  of `weight_file_names` (a sharded checkpoint's shards are `<stem><infix>-00001-of-00002.*`)."""
+  infix = f".{variant}" if variant else ""
+  st, pt = _PT_STEMS[kind]
+  stages = [] if variant else [[f"{kind}/{FLAX_FILES[kind]}"]]
+  stages.append([f"{kind}/{st}{infix}.safetensors", f"{kind}/{st}{infix}.safetensors.index.json",
+                 f"{kind}/{st}{infix}-*.safetensors"])
+  stages.append([f"{kind}/{pt}{infix}.bin", f"{kind}/{pt}{infix}.bin.index.json",
+                 f"{kind}/{pt}{infix}-*.bin"])
+  return stages
+
+
+def find_weight_file(folder: str, kind: str, variant: str = "") -> str:
+  """The preferred weights file of `folder/kind`, or a UserError naming the files expected."""
+  names = weight_file_names(kind, variant)
+  for name in names:
+    path = os.path.join(folder, kind, name)
+    if os.path.isfile(path):
+      return path
+  sub = os.path.join(folder, kind)
+  present = sorted(f for f in (os.listdir(sub) if os.path.isdir(sub) else [])
+                   if f.endswith((".safetensors", ".bin", ".msgpack")))
+  hint = (f" It has {', '.join(present)}: a variant such as 'fp16' is named by the infix "
+          "(variant / generator.variant)." if present else "")
+  raise UserError(f"no weights in {sub}: expected one of {', '.join(names)}"
+                  f"{f' (variant {variant!r})' if variant else ''}.{hint} Copy the component's "
+                  f"weights there (e.g. `huggingface-cli download MODEL --include '{kind}/*'`), "
+                  "or re-save the model with save_pretrained.")
+
+
+# ----------------------------------------------------------------------------- reading
+def read_tensors(path: str) -> Iterator[tuple[str, np.ndarray]]:
+  """(PyTorch name, numpy array) for every tensor in a safetensors / .bin file or a sharded
+  checkpoint's index.json; one tensor in memory at a time (each is freshly read, nothing mapped)."""
+  if path.endswith(".index.json"):
+    with open(path) as f:
+      weight_map = json.load(f)["weight_map"]
+    for shard in dict.fromkeys(weight_map.values()):  # each shard once, in first-mention order
+      yield from read_tensors(os.path.join(os.path.dirname(path), shard))
+  elif path.endswith(".safetensors"):
+    yield from _read_safetensors(path)
+  elif path.endswith(".bin"):
+    yield from _read_torch_pickle(path)
+  else:
+    raise UserError(f"{path}: not a weights format jaxsets reads (.safetensors, .bin, .msgpack).")
+
+
+def _read_safetensors(path: str) -> Iterator[tuple[str, np.ndarray]]:
+  """safetensors' layout: u64 header length, JSON header {name: dtype, shape, data_offsets}, data.
+  Read with plain file reads rather than safetensors' memory map, whose touched pages would count
+  as resident memory until the whole file is closed."""
+  with open(path, "rb") as f:
+    try:
+      (length,) = struct.unpack("<Q", f.read(8))
+      header = json.loads(f.read(length))
+    except (struct.error, ValueError, UnicodeDecodeError) as e:
+      raise UserError(f"{path} is not a valid safetensors file ({e}); download it again.") from e
+    header.pop("__metadata__", None)
+    for name, info in sorted(header.items(), key=lambda item: item[1]["data_offsets"][0]):
+      if info["dtype"] not in _SAFETENSORS_DTYPES:
+        raise UserError(f"{path}: tensor {name} has dtype {info['dtype']}, which jaxsets does not "
+                        f"read ({', '.join(_SAFETENSORS_DTYPES)}); convert the file to float32/16.")
+      array = np.empty(info["shape"], _SAFETENSORS_DTYPES[info["dtype"]])
+      start, end = info["data_offsets"]
+      f.seek(8 + length + start)
+      if end - start != array.nbytes or f.readinto(array.reshape(-1).view(np.uint8)) != array.nbytes:
+        raise UserError(f"{path} is truncated or corrupt (tensor {name}); download it again.")
+      yield name, array
+
+
+def _read_torch_pickle(path: str) -> Iterator[tuple[str, np.ndarray]]:
+  try:
+    import torch
+  except ImportError as e:
+    raise UserError(f"{path} is a pickled PyTorch checkpoint (.bin), which needs PyTorch to read: "
+                    "`pip install torch` (the CPU build is enough), or convert it to "
+                    "safetensors once where torch is installed (`safetensors.torch.save_file`).") from e
+  try:  # memory-mapped, so only the tensor being converted is read in
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+  except RuntimeError:  # the legacy (pre-zip) format cannot be mapped
+    state = torch.load(path, map_location="cpu", weights_only=True)
+  for name in list(state):
+    tensor = state.pop(name)
+    if tensor.dtype == torch.bfloat16:  # numpy has no bfloat16: reinterpret the same bits
+      yield name, tensor.contiguous().view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    else:
+      yield name, tensor.numpy()
+
+
+# ----------------------------------------------------------------------------- converting
+def load_params(path: str, kind: str, shapes, dtype) -> dict:
+  """`kind`'s parameters from `path`, as the Flax tree `shapes` describes (a tree of
+  ShapeDtypeStructs from jax.eval_shape), floating leaves in `dtype`, on the default device."""
+  target = traverse_util.flatten_dict(shapes)
+  if path.endswith(".msgpack"):
+    with open(path, "rb") as f:
+      restored = serialization.msgpack_restore(f.read())
+    tensors = ((key, value) for key, value in traverse_util.flatten_dict(restored).items())
+  else:
+    # diffusers names list entries `down_blocks_0` in Flax, `down_blocks.0` in PyTorch;
+    # transformers keeps `layers/0`.
+    indexed = kind != "text_encoder"
+    tensors = (_flax_key(name, array, target, indexed) for name, array in read_tensors(path)
+               if not name.endswith(_BUFFERS))
+  flat, unexpected, wrong = {}, [], {}
+  for key, array in tensors:
+    if key not in target:
+      unexpected.append("/".join(key))
+    elif tuple(array.shape) != tuple(target[key].shape):
+      wrong[key] = (f"shape of {'/'.join(key)}: config says {tuple(target[key].shape)}, weights "
+                    f"have {tuple(array.shape)}")
+    else:
+      flat[key] = _to_device(array, dtype)
+  missing = sorted("/".join(k) for k in set(target) - set(flat) - set(wrong))
+  if missing or unexpected or wrong:
+    detail = "; ".join(filter(None, [f"missing {missing[:3]}" if missing else "",
+                                     f"unexpected {sorted(unexpected)[:3]}" if unexpected else "",
+                                     next(iter(wrong.values()), "")]))
+    raise UserError(f"{kind} weights do not match {kind}/config.json ({detail}). The folder's weights "
+                    "and configs come from different models; re-download or re-save the model.")
+  return traverse_util.unflatten_dict(flat)
+
+
+def _to_device(array: np.ndarray, dtype) -> jax.Array:
+  """One C-ordered copy in the target dtype (floating leaves only), then onto the device."""
+  if np.issubdtype(array.dtype, np.floating) or array.dtype == ml_dtypes.bfloat16:
+    array = np.ascontiguousarray(array, dtype=dtype)
+  return jax.device_put(array)
+
+
+_INDEXED = re.compile(r"(\w+)\.(\d+)(?=\.|$)")
+_ATTENTION_RENAMES = {"to_out_0": "proj_attn", "to_k": "key", "to_v": "value", "to_q": "query"}
+
+
+def _flax_key(name: str, array: np.ndarray, target: dict, indexed: bool):
+  """(Flax key, array in Flax layout) for one PyTorch tensor, choosing among the renamings by
+  which key the target tree has (the rules of diffusers' and transformers' converters)."""
+  if indexed:
+    name = _INDEXED.sub(r"\1_\2", name)
+  key = tuple(name.split("."))
+  parent, leaf = key[:-1], key[-1]
+  # diffusers' VAE keeps the old attention names in Flax (query/key/value/proj_attn).
+  if len(key) > 1 and parent[-1] in _ATTENTION_RENAMES:
+    renamed = parent[:-1] + (_ATTENTION_RENAMES[parent[-1]], "kernel" if leaf == "weight" else leaf)
+    if renamed in target:
+      return renamed, array.T if leaf == "weight" else array
+  if leaf in ("weight", "gamma") and parent + ("scale",) in target:  # layer / group norm
+    return parent + ("scale",), array
+  if leaf == "weight" and parent + ("embedding",) in target:
+    return parent + ("embedding",), array
+  if leaf == "weight" and array.ndim == 4:  # conv OIHW -> HWIO
+    return parent + ("kernel",), array.transpose(2, 3, 1, 0)
+  if leaf == "weight":  # linear [out, in] -> [in, out]
+    return parent + ("kernel",), array.T
+  if leaf == "beta":  # old PyTorch layer norm bias
+    return parent + ("bias",), array
+  return key, array

@@ -1,0 +1,280 @@
+"""Every way a user's Stable Diffusion weights reach `hf.load_parts`, at tiny size: Flax msgpack,
+the hub's PyTorch safetensors (text encoder included), sharded safetensors, pickled .bin, fp16
+files and `variant`s, a Hugging Face id from an offline cache (with a revision); and the errors
+for what is missing or mismatched. The converter must equal diffusers' and transformers' own
+PyTorch->Flax conversion bit for bit and never initialise a model."""
+import json
+import os
+import shutil
+
+import jax
+import jax.numpy as jnp
+import ml_dtypes
+import numpy as np
+import pytest
+import safetensors.numpy
+from flax.traverse_util import flatten_dict
+
+import tiny_sd
+from jaxsets.errors import UserError
+from jaxsets.generator import hf, hf_weights
+
+FLAX_INIT_PARAMS = hf.init_params
+
+
+def _random_params(key, text, unet, vae):
+  """Every leaf drawn N(0, 1) from its shape (no Flax init: fast, and a swapped or mis-transposed
+  tensor cannot hide behind a constant bias or scale)."""
+  del key
+  shapes = jax.eval_shape(lambda k: FLAX_INIT_PARAMS(k, text, unet, vae), jax.random.key(0))
+  rng = np.random.default_rng(0)  # test weights, not a learner
+  return jax.tree.map(lambda s: rng.standard_normal(s.shape).astype(s.dtype), shapes)
+
+
+@pytest.fixture(scope="module")
+def flax_folder(tmp_path_factory):
+  hf.init_params = _random_params
+  try:
+    return tiny_sd.save_tiny_sd(str(tmp_path_factory.mktemp("weights") / "flax"))
+  finally:
+    hf.init_params = FLAX_INIT_PARAMS
+
+
+@pytest.fixture(scope="module")
+def pt_folder(flax_folder):
+  return tiny_sd.write_pytorch_layout(flax_folder, os.path.join(os.path.dirname(flax_folder), "pt"))
+
+
+@pytest.fixture(scope="module")
+def flax_params(flax_folder):
+  return hf.load_parts(flax_folder).params
+
+
+def _assert_same(a, b, dtype=None):
+  fa, fb = flatten_dict(a), flatten_dict(b)
+  assert fa.keys() == fb.keys()
+  for k in fa:
+    expected = np.asarray(fa[k]) if dtype is None else np.asarray(fa[k]).astype(dtype)
+    assert fb[k].dtype == expected.dtype and np.array_equal(np.asarray(fb[k]), expected), k
+
+
+def _copy(folder, tmp_path, name="copy"):
+  return shutil.copytree(folder, str(tmp_path / name))
+
+
+def test_hub_layout_loads_all_three_components(pt_folder, flax_params):
+  """The layout of stabilityai/stable-diffusion-2-1-base: PyTorch safetensors only (this failed
+  in transformers' converter for the text encoder with _do_init=False)."""
+  assert not any(f.endswith(".msgpack") for _, _, fs in os.walk(pt_folder) for f in fs)
+  _assert_same(flax_params, hf.load_parts(pt_folder).params)
+
+
+def test_conversion_equals_diffusers_and_transformers_converters(pt_folder, flax_params):
+  """Their converters fed the same shape tree they would get from a random init (stubbed, as a
+  real init takes minutes): the renaming and transposes must agree with ours bit for bit."""
+  from diffusers.models.modeling_flax_pytorch_utils import \
+      convert_pytorch_state_dict_to_flax as diffusers_convert
+  from transformers.modeling_flax_pytorch_utils import \
+      convert_pytorch_state_dict_to_flax as transformers_convert
+
+  class Shapes:  # what the converters read from a model: init_weights / params, base_model_prefix
+    base_model_prefix = "text_model"
+
+    def __init__(self, tree):
+      self.params = tree
+
+    def init_weights(self, key):
+      return self.params
+
+  class AsTensor(np.ndarray):  # diffusers' converter calls torch's .numpy()
+    def numpy(self):
+      return np.asarray(self)
+
+  shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), flax_params)
+  for kind, stem in (("unet", "diffusion_pytorch_model"), ("vae", "diffusion_pytorch_model"),
+                     ("text_encoder", "model")):
+    state = safetensors.numpy.load_file(os.path.join(pt_folder, kind, f"{stem}.safetensors"))
+    if kind == "text_encoder":
+      theirs = transformers_convert(state, Shapes(shapes[kind]))
+    else:
+      theirs = diffusers_convert({k: v.view(AsTensor) for k, v in state.items()}, Shapes(shapes[kind]))
+    path = os.path.join(pt_folder, kind, f"{stem}.safetensors")
+    _assert_same(theirs, hf_weights.load_params(path, kind, shapes[kind], jnp.float32))
+
+
+def test_no_model_is_initialised(pt_folder, flax_folder, monkeypatch):
+  """Shapes come from jax.eval_shape (a traced key); a concrete key means real random weights."""
+  from diffusers import FlaxAutoencoderKL, FlaxUNet2DConditionModel
+  from transformers import FlaxCLIPTextModel
+  from transformers.models.clip.modeling_flax_clip import FlaxCLIPTextPreTrainedModel
+  for cls in (FlaxUNet2DConditionModel, FlaxAutoencoderKL, FlaxCLIPTextPreTrainedModel):
+    original = cls.init_weights
+
+    def traced_only(self, rng, *args, _original=original, **kwargs):
+      if not isinstance(rng, jax.core.Tracer):
+        raise AssertionError(f"{type(self).__name__} was randomly initialised")
+      return _original(self, rng, *args, **kwargs)
+    monkeypatch.setattr(cls, "init_weights", traced_only)
+  assert FlaxCLIPTextModel.init_weights is traced_only  # the text model inherits the patch
+  hf.load_parts(pt_folder)
+  hf.load_parts(flax_folder)
+  with pytest.raises(AssertionError, match="randomly initialised"):  # the patch does bite
+    FlaxAutoencoderKL.from_config(FlaxAutoencoderKL.load_config(os.path.join(pt_folder, "vae"))) \
+        .init_weights(jax.random.PRNGKey(0))
+
+
+def test_fp16_files_load_as_float32_and_bfloat16(flax_folder, flax_params, tmp_path):
+  """Hub variants: `diffusion_pytorch_model.fp16.safetensors`, `model.fp16.safetensors`."""
+  folder = tiny_sd.write_pytorch_layout(flax_folder, str(tmp_path / "fp16"), np.float16, "fp16")
+  half = jax.tree.map(lambda x: np.asarray(x).astype(np.float16), flax_params)
+  _assert_same(half, hf.load_parts(folder, variant="fp16").params, np.float32)
+  bf16 = hf.load_parts(folder, jnp.bfloat16, variant="fp16").params
+  _assert_same(half, bf16, ml_dtypes.bfloat16)
+  with pytest.raises(UserError, match=r"text_encoder: expected one of model\.fp16\.safetensors"):
+    hf.load_parts(tiny_sd.write_pytorch_layout(flax_folder, str(tmp_path / "plain")), variant="fp16")
+  with pytest.raises(UserError, match=r"no weights in .*text_encoder: expected one of flax_model"
+                                      r"\.msgpack, model\.safetensors.* It has model\.fp16\.safetensors"):
+    hf.load_parts(folder)  # only variant files: the plain names are listed, and what is there
+
+
+def test_float16_and_bad_dtypes(pt_folder, flax_params):
+  half = hf.load_parts(pt_folder, jnp.float16).params
+  _assert_same(flax_params, half, np.float16)
+  with pytest.raises(UserError, match="int8 cannot hold"):
+    hf.load_parts(pt_folder, jnp.int8)
+
+
+def test_sharded_safetensors(pt_folder, flax_params, tmp_path):
+  folder = _copy(pt_folder, tmp_path)
+  unet = os.path.join(folder, "unet")
+  state = safetensors.numpy.load_file(os.path.join(unet, "diffusion_pytorch_model.safetensors"))
+  os.remove(os.path.join(unet, "diffusion_pytorch_model.safetensors"))
+  names = sorted(state)
+  shards = {"diffusion_pytorch_model-00001-of-00002.safetensors": names[::2],
+            "diffusion_pytorch_model-00002-of-00002.safetensors": names[1::2]}
+  for file, keys in shards.items():
+    safetensors.numpy.save_file({k: state[k] for k in keys}, os.path.join(unet, file))
+  with open(os.path.join(unet, "diffusion_pytorch_model.safetensors.index.json"), "w") as f:
+    json.dump({"metadata": {}, "weight_map": {k: f for f, ks in shards.items() for k in ks}}, f)
+  _assert_same(flax_params, hf.load_parts(folder).params)
+
+
+def _write_bins(folder):
+  torch = pytest.importorskip("torch")
+  for kind, stem, bin_stem in (("text_encoder", "model", "pytorch_model"),
+                               ("unet", "diffusion_pytorch_model", "diffusion_pytorch_model"),
+                               ("vae", "diffusion_pytorch_model", "diffusion_pytorch_model")):
+    path = os.path.join(folder, kind, f"{stem}.safetensors")
+    state = {k: torch.from_numpy(v) for k, v in safetensors.numpy.load_file(path).items()}
+    if kind == "text_encoder":  # as older transformers saved it: a buffer, and bfloat16
+      state = {k: v.to(torch.bfloat16) for k, v in state.items()}
+      state["text_model.embeddings.position_ids"] = torch.arange(16)[None]
+    torch.save(state, os.path.join(folder, kind, f"{bin_stem}.bin"))
+    os.remove(path)
+
+
+def test_pytorch_bin_files(pt_folder, flax_params, tmp_path):
+  folder = _copy(pt_folder, tmp_path)
+  _write_bins(folder)
+  params = hf.load_parts(folder).params
+  _assert_same({k: flax_params[k] for k in ("unet", "vae")}, {k: params[k] for k in ("unet", "vae")})
+  as_bf16 = jax.tree.map(lambda x: np.asarray(x).astype(ml_dtypes.bfloat16), flax_params["text_encoder"])
+  _assert_same(as_bf16, params["text_encoder"], np.float32)
+
+
+def test_bin_without_torch_says_what_to_do(pt_folder, tmp_path, monkeypatch):
+  folder = _copy(pt_folder, tmp_path)
+  os.remove(os.path.join(folder, "text_encoder", "model.safetensors"))
+  open(os.path.join(folder, "text_encoder", "pytorch_model.bin"), "wb").close()  # never opened
+  monkeypatch.setitem(__import__("sys").modules, "torch", None)  # `import torch` now fails
+  with pytest.raises(UserError, match=r"pytorch_model\.bin is a pickled PyTorch.*pip install torch"):
+    hf.load_parts(folder)
+
+
+def _fake_hub_cache(cache, repo, snapshots: dict, refs: dict):
+  """huggingface_hub's cache layout: models--org--name/{snapshots/<commit>/..., refs/<branch>}."""
+  root = os.path.join(cache, "models--" + repo.replace("/", "--"))
+  for commit, folder in snapshots.items():
+    shutil.copytree(folder, os.path.join(root, "snapshots", commit))
+  os.makedirs(os.path.join(root, "refs"))
+  for ref, commit in refs.items():
+    with open(os.path.join(root, "refs", ref), "w") as f:
+      f.write(commit)
+
+
+def test_hub_id_offline_from_the_cache(flax_folder, pt_folder, flax_params, tmp_path, monkeypatch):
+  import huggingface_hub.constants
+  fp16 = tiny_sd.write_pytorch_layout(flax_folder, str(tmp_path / "fp16"), np.float16, "fp16")
+  main, other = "a" * 40, "b" * 40
+  _fake_hub_cache(str(tmp_path / "hub"), "org/tiny-sd", {main: pt_folder, other: fp16},
+                  {"main": main, "fp16": other})
+  monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+  monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+  monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+  parts = hf.load_parts("org/tiny-sd")
+  _assert_same(flax_params, parts.params)
+  half = jax.tree.map(lambda x: np.asarray(x).astype(np.float16), flax_params)
+  _assert_same(half, hf.load_parts("org/tiny-sd", revision="fp16", variant="fp16").params, np.float32)
+  _assert_same(half, hf.load_parts("org/tiny-sd", revision=other, variant="fp16").params, np.float32)
+  with pytest.raises(UserError, match="at revision 'v9' are not in the local Hugging Face cache"):
+    hf.load_parts("org/tiny-sd", revision="v9")
+
+
+def test_hub_patterns_cover_every_weight_file():
+  import fnmatch
+  names = ["text_encoder/model.safetensors", "text_encoder/pytorch_model.bin",
+           "text_encoder/flax_model.msgpack", "unet/diffusion_pytorch_model.fp16.safetensors",
+           "unet/diffusion_pytorch_model-00002-of-00003.safetensors", "vae/diffusion_pytorch_model.bin"]
+  patterns = {kind: [p for stage in hf_weights.hub_patterns(kind) + hf_weights.hub_patterns(kind, "fp16")
+                     for p in stage] for kind in hf_weights.COMPONENTS}
+  for name in names:
+    assert any(fnmatch.fnmatch(name, p) for p in patterns[name.split("/")[0]]), name
+  assert not any(fnmatch.fnmatch("unet/diffusion_pytorch_model.fp16.safetensors", p)
+                 for p in hf_weights.hub_patterns("unet")[1])  # no variant asked, none fetched
+
+
+@pytest.mark.parametrize("missing", ["tokenizer/merges.txt", "text_encoder/config.json",
+                                     "scheduler/scheduler_config.json", "unet"])
+def test_missing_files_are_named(pt_folder, tmp_path, missing):
+  folder = _copy(pt_folder, tmp_path)
+  path = os.path.join(folder, missing)
+  shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+  expected = "unet/config.json" if missing == "unet" else missing
+  with pytest.raises(UserError, match=f"not a complete Stable Diffusion model: .*{expected}"):
+    hf.load_parts(folder)
+
+
+def test_missing_text_encoder_weights_name_the_files(pt_folder, tmp_path):
+  folder = _copy(pt_folder, tmp_path)
+  os.remove(os.path.join(folder, "text_encoder", "model.safetensors"))
+  with pytest.raises(UserError, match=r"no weights in .*text_encoder: expected one of "
+                                      r"flax_model\.msgpack, model\.safetensors"):
+    hf.load_parts(folder)
+
+
+def test_tokenizer_from_another_model(pt_folder, tmp_path):
+  folder = _copy(pt_folder, tmp_path)
+  path = os.path.join(folder, "text_encoder", "config.json")
+  with open(path) as f:
+    config = json.load(f)
+  config["vocab_size"] += 5
+  with open(path, "w") as f:
+    json.dump(config, f)
+  with pytest.raises(UserError, match=f"tokenizer has {config['vocab_size'] - 5} tokens but "
+                                      f"text_encoder/config.json says vocab_size={config['vocab_size']}"):
+    hf.load_parts(folder)
+
+
+def test_wrong_shapes_and_corrupt_files(pt_folder, tmp_path):
+  folder = _copy(pt_folder, tmp_path)
+  path = os.path.join(folder, "vae", "diffusion_pytorch_model.safetensors")
+  state = safetensors.numpy.load_file(path)
+  state["decoder.conv_in.weight"] = state["decoder.conv_in.weight"][:, :2]
+  safetensors.numpy.save_file(state, path)
+  with pytest.raises(UserError, match=r"vae weights do not match vae/config.json \(shape of "
+                                      r"decoder/conv_in/kernel"):
+    hf.load_parts(folder)
+  with open(path, "r+b") as f:
+    f.truncate(os.path.getsize(path) - 100)
+  with pytest.raises(UserError, match="truncated or corrupt"):
+    hf.load_parts(folder)
