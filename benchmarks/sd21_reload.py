@@ -2,8 +2,9 @@
 
 No real SD weights are on these machines, so this builds the published SD 2.1 architecture
 (stabilityai/stable-diffusion-2-1's unet, text_encoder and vae configs) with random weights in
-float16, as the authors loaded it (`torch_dtype=torch.float16`), writes it once as a diffusers
-folder (about 2.6 GB of safetensors), and times `StableDiffusionPipeline.from_pretrained` on it:
+float16, as the authors loaded it (`torch_dtype=torch.float16`), writes it once in the hub's layout
+(sd_hub_layout.py; about 2.6 GB of safetensors: the main branch's float32 files would be twice
+that, which would only slow the peer down), and times `StableDiffusionPipeline.from_pretrained` on it:
 the call their make_image.py makes at the start of every step. Loading time depends on the size
 of the tensors, not their values. The page cache is warm after the first load, which favours the
 peer; their `pipe.to("cuda")` copy comes on top and is not measured (no GPU here).
@@ -11,49 +12,30 @@ peer; their `pipe.to("cuda")` copy comes on top and is not measured (no GPU here
 from __future__ import annotations
 
 import os
-import shutil
+import sys
 
-# The published configs of stabilityai/stable-diffusion-2-1 (768-v), architecture fields only.
-UNET = dict(
-    sample_size=96, in_channels=4, out_channels=4, layers_per_block=2,
-    block_out_channels=(320, 640, 1280, 1280), attention_head_dim=(5, 10, 20, 20),
-    cross_attention_dim=1024, use_linear_projection=True, upcast_attention=True,
-    down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-    up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3)
-TEXT = dict(vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23,
-            num_attention_heads=16, max_position_embeddings=77, hidden_act="gelu",
-            projection_dim=512, bos_token_id=0, eos_token_id=2, pad_token_id=1)
-VAE = dict(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2,
-           block_out_channels=(128, 256, 512, 512), sample_size=768,
-           down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
-SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                 prediction_type="v_prediction", clip_sample=False, set_alpha_to_one=False,
-                 steps_offset=1)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sd_hub_layout  # noqa: E402
+
+# The published configs of stabilityai/stable-diffusion-2-1 (768-v), architecture fields only
+# (the keyword arguments of diffusers' and transformers' PyTorch classes).
+_SPEC = sd_hub_layout.arch_configs("sd21")
+UNET = {k: v for k, v in _SPEC["unet"].items() if not k.startswith("_")}
+TEXT = sd_hub_layout.text_kwargs(_SPEC)
+VAE = {k: v for k, v in _SPEC["vae"].items() if not k.startswith("_")}
 # Parameter counts of the released checkpoint: a check that the sizes (channels, layers, widths)
 # were rebuilt right; head counts and attention flags do not change them.
-PUBLISHED_PARAMS = {"unet": 865_910_724, "text_encoder": 340_387_840, "vae": 83_653_863}
+PUBLISHED_PARAMS = sd_hub_layout.PUBLISHED_PARAMS["sd21"]
 
 
-def build_folder(folder: str, tokenizer_folder: str) -> None:
-  """Writes the random-weight SD 2.1 pipeline to `folder` once (about 20 s and 2.6 GB). The
-  tokenizer is the embedded one (its vocabulary's size does not matter for loading)."""
-  if os.path.isfile(os.path.join(folder, "model_index.json")):
-    return
-  import torch
-  from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-  from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-  torch.manual_seed(0)
-  parts = {"unet": UNet2DConditionModel(**UNET), "text_encoder": CLIPTextModel(CLIPTextConfig(**TEXT)),
-           "vae": AutoencoderKL(**VAE)}
-  pipe = StableDiffusionPipeline(**{k: m.half().eval() for k, m in parts.items()},
-                                 tokenizer=CLIPTokenizer.from_pretrained(tokenizer_folder),
-                                 scheduler=DDIMScheduler(**SCHEDULER), safety_checker=None,
-                                 feature_extractor=None, requires_safety_checker=False)
-  tmp = folder + ".tmp"
-  shutil.rmtree(tmp, ignore_errors=True)
-  pipe.save_pretrained(tmp, safe_serialization=True)
-  os.replace(tmp, folder)
-  return counts
+def build_folder(folder: str, tokenizer_folder: str | None = None) -> dict:
+  """Writes the random-weight SD 2.1 folder once (sd_hub_layout, float16: about 2.6 GB) and
+  returns {part: parameters}. The tokenizer is CLIP's real one where open_clip_torch's BPE file
+  is installed, otherwise `tokenizer_folder`'s (its size does not matter for loading)."""
+  import clip_bpe
+  use_given = clip_bpe.bpe_path() is None and tokenizer_folder is not None
+  return sd_hub_layout.build("sd21", folder, dtype="float16",
+                             tokenizer_folder=tokenizer_folder if use_given else None)
 
 
 def load(folder: str):

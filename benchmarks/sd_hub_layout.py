@@ -115,11 +115,11 @@ def arch_configs(arch: str, tiny: bool = False) -> dict:
   spec = json.loads(json.dumps(ARCHS[arch]))  # a deep copy
   if tiny:
     heads = spec["unet"]["attention_head_dim"]
+    # 32 norm groups, as published: diffusers' Flax UNet ignores norm_num_groups (always 32).
     spec["unet"].update(block_out_channels=[32, 32, 64, 64], layers_per_block=1, sample_size=8,
-                        norm_num_groups=8, cross_attention_dim=32,
+                        cross_attention_dim=32,
                         attention_head_dim=[1, 2, 4, 4] if isinstance(heads, list) else 2)
-    spec["vae"].update(block_out_channels=[8, 8, 16, 16], layers_per_block=1, norm_num_groups=4,
-                       sample_size=64)
+    spec["vae"].update(block_out_channels=[32, 32, 32, 32], layers_per_block=1, sample_size=64)
     spec["text_encoder"].update(hidden_size=32, intermediate_size=64, num_attention_heads=4,
                                 num_hidden_layers=2, projection_dim=32)
   return spec
@@ -190,7 +190,6 @@ def state_shapes(spec: dict) -> dict:
   """{part: {name: (shape, kind)}} as the hub's PyTorch files hold them, kind "F" (float) or
   "I64", derived from the Flax modules' parameter shapes (jax.eval_shape: nothing allocated, no
   PyTorch needed). `torch_state_shapes` gives the same from PyTorch; a test holds them equal."""
-  os.environ.setdefault("USE_TORCH", "0")
   import diffusers
   import jax
   import transformers
@@ -200,7 +199,7 @@ def state_shapes(spec: dict) -> dict:
   diffusers.utils.logging.set_verbosity_error()  # a deprecation warning per Flax class
   transformers.utils.logging.set_verbosity_error()
   key = jax.random.PRNGKey(0)
-  text = FlaxCLIPTextModel(CLIPTextConfig(**_text_kwargs(spec)), _do_init=False)
+  text = FlaxCLIPTextModel(CLIPTextConfig(**text_kwargs(spec)), _do_init=False)
   trees = {
       "text_encoder": jax.eval_shape(lambda k: text.init_weights(k, (1, 77)), key),
       "unet": jax.eval_shape(FlaxUNet2DConditionModel.from_config(_strip(spec["unet"])).init_weights, key),
@@ -229,7 +228,7 @@ def _strip(config: dict) -> dict:
   return {k: v for k, v in config.items() if not k.startswith("_")}
 
 
-def _text_kwargs(spec: dict) -> dict:
+def text_kwargs(spec: dict) -> dict:
   return {k: v for k, v in _strip(spec["text_encoder"]).items()
           if k not in ("architectures", "torch_dtype", "transformers_version", "model_type")}
 
@@ -244,7 +243,7 @@ def torch_state_shapes(spec: dict) -> dict:
   from diffusers import AutoencoderKL, UNet2DConditionModel
   from transformers import CLIPTextConfig, CLIPTextModel
   with torch.device("meta"):  # names and shapes only: nothing is allocated
-    modules = {"text_encoder": CLIPTextModel(CLIPTextConfig(**_text_kwargs(spec))),
+    modules = {"text_encoder": CLIPTextModel(CLIPTextConfig(**text_kwargs(spec))),
                "unet": UNet2DConditionModel(**_strip(spec["unet"])),
                "vae": AutoencoderKL(**_strip(spec["vae"]))}
   out = {}
@@ -326,6 +325,7 @@ def main(argv=None) -> None:
   parser.add_argument("--tokenizer-folder", default=None,
                       help="copy vocab.json/merges.txt from here instead of building CLIP's")
   args = parser.parse_args(argv)
+  os.environ.setdefault("USE_TORCH", "0")  # the Flax modules' shapes are all it needs
   counts = build(args.arch, args.out, tiny=args.tiny, seed=args.seed, dtype=args.dtype,
                  tokenizer_folder=args.tokenizer_folder)
   print(json.dumps({"folder": args.out, "params": counts,
