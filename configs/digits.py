@@ -51,6 +51,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   # local diffusers-format folder, e.g. "stabilityai/stable-diffusion-2-1-base".
   c.generator.model = "embedded"
   c.generator.cache_dir = ""        # "" = $JAXSETS_CACHE or ~/.cache/jaxsets
+  c.generator.revision = ""         # Hugging Face branch, tag or commit ("" = main)
+  c.generator.variant = ""          # weight files' infix, e.g. "fp16" ("" = the plain files)
   c.generator.dtype = "float32"     # float32 | bfloat16
   c.generator.scheduler = "ddim"    # ddim | dpm_solver | euler | pndm
   c.generator.num_inference_steps = 20

@@ -278,3 +278,17 @@ def test_wrong_shapes_and_corrupt_files(pt_folder, tmp_path):
     f.truncate(os.path.getsize(path) - 100)
   with pytest.raises(UserError, match="truncated or corrupt"):
     hf.load_parts(folder)
+
+
+def test_public_api_takes_revision_and_variant(flax_folder, flax_params, tmp_path, monkeypatch):
+  import huggingface_hub.constants
+
+  import jaxsets
+  fp16 = tiny_sd.write_pytorch_layout(flax_folder, str(tmp_path / "fp16"), np.float16, "fp16")
+  _fake_hub_cache(str(tmp_path / "hub"), "org/tiny-sd", {"c" * 40: fp16}, {"half": "c" * 40})
+  monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+  monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+  generator = jaxsets.load_generator("org/tiny-sd", image_size=8, dtype="bfloat16", revision="half",
+                                     variant="fp16", num_inference_steps=1)
+  half = jax.tree.map(lambda x: np.asarray(x).astype(np.float16), flax_params)
+  _assert_same(half, generator.parts.params, ml_dtypes.bfloat16)

@@ -21,7 +21,8 @@ TEMPLATE = "A {domain} of a {c1}, {c2}, and {c3}"
 def load_generator(model: str, *, image_size: int, channels: int = 3, dtype: str = "float32",
                    scheduler: str = "ddim", num_inference_steps: int = 25,
                    guidance_scale: float = 7.5, negative_prompt: str = "",
-                   max_prompt_length: int = 0, mesh=None):
+                   max_prompt_length: int = 0, revision: str = "", variant: str = "",
+                   mesh=None):
   """A Stable Diffusion `Generator` whose images are resized to the classifier's resolution.
 
   Args:
@@ -34,6 +35,9 @@ def load_generator(model: str, *, image_size: int, channels: int = 3, dtype: str
     dtype: "float32" | "bfloat16" | "float16" (compute and parameter dtype).
     scheduler: "ddim" | "dpm_solver" | "euler" | "pndm"; num_inference_steps: its steps (static).
     guidance_scale: classifier-free guidance (a traced argument: changing it does not recompile).
+    revision: a branch, tag or commit of a Hugging Face id ("" = main).
+    variant: weight files with this infix, e.g. "fp16" for `diffusion_pytorch_model.fp16.safetensors`
+      ("" = the plain files); whatever the files hold, parameters are cast to `dtype`.
     mesh: a one-axis `jax.sharding.Mesh` (default: every device); the batch is split over it.
 
   Example:
@@ -54,7 +58,8 @@ def load_generator(model: str, *, image_size: int, channels: int = 3, dtype: str
       "generator": {"model": model, "dtype": dtype, "scheduler": scheduler,
                     "num_inference_steps": int(num_inference_steps),
                     "guidance_scale": float(guidance_scale), "negative_prompt": negative_prompt,
-                    "max_prompt_length": int(max_prompt_length), "cache_dir": ""},
+                    "max_prompt_length": int(max_prompt_length), "cache_dir": "",
+                    "revision": revision, "variant": variant},
       "data": {"image_size": int(image_size), "channels": int(channels)},
   })
   return loading.load_generator(config, mesh)

@@ -57,7 +57,9 @@ def load_generator(config, mesh=None) -> Generator:
   if config.generator.dtype not in _DTYPES:
     raise UserError(f"generator.dtype={config.generator.dtype!r}: use one of {', '.join(_DTYPES)}.")
   parts = hf.load_parts(model_folder(config), dtype=_DTYPES[config.generator.dtype],
-                        max_prompt_length=int(config.generator.max_prompt_length))
+                        max_prompt_length=int(config.generator.max_prompt_length),
+                        revision=config.generator.get("revision", ""),
+                        variant=config.generator.get("variant", ""))
   return Generator(parts, sampler_config(config, parts),
                    guidance_scale=float(config.generator.guidance_scale),
                    negative_prompt=config.generator.negative_prompt, mesh=mesh)
