@@ -1,0 +1,158 @@
+"""The accelerator benchmark's generation sections: jaxsets' sampler, diffusers' Flax pipeline and
+diffusers' PyTorch pipeline, each in its own process (accelerator.py starts them), at the same
+settings: the model folder (hub layout), resolution, DPM-Solver steps, guidance, empty negative
+prompt, batches largest first (the figure that matters most is measured first).
+
+Every side returns host images (jaxsets uint8, the pipelines float numpy, as they return them),
+so each call's time covers the same work. `part` is the section's result, saved after each
+measurement: a section stopped at its time limit keeps what it measured.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+PROMPT = "A photo of a cat, dog, and ship"
+
+
+def _jax_memory() -> dict:
+  import jax
+  stats = jax.devices()[0].memory_stats() or {}
+  return {k: stats[k] for k in ("peak_bytes_in_use", "bytes_in_use", "bytes_limit") if k in stats}
+
+
+def _timings(call, repeats: int) -> dict:
+  """call(i) runs and waits; the first call is compile (or warm-up) + run."""
+  times = []
+  for i in range(1 + repeats):
+    start = time.perf_counter()
+    call(i)
+    times.append(time.perf_counter() - start)
+  steady = float(np.median(times[1:]))
+  return {"first_s": times[0], "compile_s": max(times[0] - steady, 0.0), "steady_s": steady,
+          "all_s": times[1:]}
+
+
+def jaxsets_sampler(plan: dict, part) -> None:
+  import jax
+
+  import jaxsets
+  from accel_flops import count_flops, matmul_peak
+  # What the chip gives on one large matrix product, for the utilisation beside the data sheet's.
+  part["matmul_peak"] = (matmul_peak("float32", size=512) if plan["tiny"] else matmul_peak())
+  start = time.perf_counter()
+  gen = jaxsets.load_generator(plan["folder"], image_size=plan["size"], channels=3,
+                               dtype=plan["dtype"], scheduler="dpm_solver",
+                               num_inference_steps=plan["steps"], guidance_scale=plan["guidance"])
+  part["load_s"] = time.perf_counter() - start
+  part["batches"] = {}
+  key = jax.random.key(0)
+  for batch in plan["batches"]:
+    ids = gen.tokenize([PROMPT] * batch)
+    t = _timings(lambda i: np.asarray(gen.generate_ids(ids, jax.random.fold_in(key, i))),
+                 plan["repeats"])
+    part["batches"][str(batch)] = {**t, "images_per_s": batch / t["steady_s"], **_jax_memory()}
+    part.save()
+  # FLOPs of one call at each batch, from the program itself (accel_flops).
+  for batch in plan["batches"]:
+    ids = gen.tokenize([PROMPT] * batch)
+    part["batches"][str(batch)]["flops"] = count_flops(lambda x, k: gen.generate_ids(x, k), ids, key)
+    part.save()
+
+
+def flax_pipeline(plan: dict, part) -> None:
+  """diffusers' FlaxStableDiffusionPipeline as its documentation calls it: params replicated,
+  prompt ids sharded over the devices, jit=True (pmap). Its Flax loaders read only Flax or .bin
+  files, so its modules are built from the folder's configs and take the parameters jaxsets
+  converted from the same safetensors (diffusers' own Flax names)."""
+  import os
+
+  import jax
+  import jax.numpy as jnp
+  from diffusers import (FlaxAutoencoderKL, FlaxDPMSolverMultistepScheduler,
+                         FlaxStableDiffusionPipeline, FlaxUNet2DConditionModel)
+  from flax.jax_utils import replicate
+  from flax.training.common_utils import shard
+  from transformers import CLIPTextConfig, CLIPTokenizer, FlaxCLIPTextModel
+
+  import jaxsets
+  folder, dtype = plan["folder"], jnp.dtype(plan["dtype"])
+  start = time.perf_counter()
+  params = jaxsets.load_generator(folder, image_size=plan["size"], dtype=plan["dtype"]).params
+  params = jax.device_get(params)
+  unet = FlaxUNet2DConditionModel.from_config(
+      FlaxUNet2DConditionModel.load_config(os.path.join(folder, "unet")), dtype=dtype)
+  vae = FlaxAutoencoderKL.from_config(
+      FlaxAutoencoderKL.load_config(os.path.join(folder, "vae")), dtype=dtype)
+  text = FlaxCLIPTextModel(CLIPTextConfig.from_pretrained(os.path.join(folder, "text_encoder")),
+                           dtype=dtype, _do_init=False)
+  tokenizer = CLIPTokenizer.from_pretrained(os.path.join(folder, "tokenizer"))
+  scheduler, scheduler_state = FlaxDPMSolverMultistepScheduler.from_pretrained(
+      os.path.join(folder, "scheduler"))
+  pipe = FlaxStableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet,
+                                     scheduler=scheduler, safety_checker=None,
+                                     feature_extractor=None, dtype=dtype)
+  params = replicate({**params, "scheduler": scheduler_state})
+  part["load_s"] = time.perf_counter() - start
+  part["batches"] = {}
+  devices = jax.device_count()
+  for batch in plan["batches"]:
+    if batch % devices:
+      part["batches"][str(batch)] = {"skipped": f"batch {batch} does not split over {devices} devices"}
+      continue
+    ids = shard(pipe.prepare_inputs([PROMPT] * batch))             # [devices, B / devices, L]
+
+    def call(i):
+      rng = jax.random.split(jax.random.PRNGKey(i), devices)
+      return pipe(ids, params, rng, num_inference_steps=plan["steps"],
+                  guidance_scale=plan["guidance"], height=plan["size"], width=plan["size"],
+                  jit=True).images                                 # numpy on the host
+
+    t = _timings(call, plan["repeats"])
+    part["batches"][str(batch)] = {**t, "images_per_s": batch / t["steady_s"], **_jax_memory()}
+    part.save()
+
+
+def torch_pipeline(plan: dict, part) -> None:
+  """diffusers' StableDiffusionPipeline on the same GPU: float16, PyTorch's scaled-dot-product
+  attention (diffusers' default processor on torch 2), DPM-Solver++, and whichever of
+  channels_last and contiguous measured faster at batch 1 (accel_torch.DevicePipelinePeer)."""
+  import torch
+
+  from accel_torch import DevicePipelinePeer
+  if not torch.cuda.is_available() and not plan["tiny"]:
+    part["skipped"] = "torch sees no GPU"
+    return
+  device = "cuda" if torch.cuda.is_available() else "cpu"
+  start = time.perf_counter()
+  peer = DevicePipelinePeer(plan["folder"], steps=plan["steps"], guidance=plan["guidance"],
+                            size=plan["size"], device=device)
+  part["load_s"] = time.perf_counter() - start
+  part["name"] = peer.name
+  part["device"] = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+  processors = peer.pipe.unet.attn_processors
+  part["settings"] = {"attention": sorted({type(p).__name__ for p in processors.values()}),
+                      "torch": torch.__version__}
+
+  def call(batch, i):
+    images = peer.generate([PROMPT] * batch, i)
+    if device == "cuda":
+      torch.cuda.synchronize()
+    return images
+
+  trials = {}
+  for fmt in ("contiguous", "channels_last"):
+    peer.set_memory_format(fmt)
+    trials[fmt] = _timings(lambda i: call(1, i), 1)["steady_s"]
+  best = min(trials, key=trials.get)
+  peer.set_memory_format(best)
+  part["settings"].update(memory_format=best, memory_format_trials_s=trials)
+  part["batches"] = {}
+  for batch in plan["batches"]:
+    if device == "cuda":
+      torch.cuda.reset_peak_memory_stats()
+    t = _timings(lambda i: call(batch, i), plan["repeats"])
+    memory = {"peak_bytes_in_use": torch.cuda.max_memory_allocated()} if device == "cuda" else {}
+    part["batches"][str(batch)] = {**t, "images_per_s": batch / t["steady_s"], **memory}
+    part.save()
