@@ -50,11 +50,12 @@ def _eqn_flops(eqn) -> float:
 
 
 def _sub_jaxprs(value):
-  from jax.extend import core as jcore
-  if isinstance(value, jcore.ClosedJaxpr):
-    yield value.jaxpr
-  elif isinstance(value, jcore.Jaxpr):
+  """The jaxprs an equation's parameter holds (by shape, not by class: the classes moved
+  between jax releases)."""
+  if hasattr(value, "eqns"):                                  # a Jaxpr
     yield value
+  elif hasattr(getattr(value, "jaxpr", None), "eqns"):        # a ClosedJaxpr
+    yield value.jaxpr
   elif isinstance(value, (tuple, list)):
     for v in value:
       yield from _sub_jaxprs(v)

@@ -54,11 +54,13 @@ def jaxsets_sampler(plan: dict, part) -> None:
                  plan["repeats"])
     part["batches"][str(batch)] = {**t, "images_per_s": batch / t["steady_s"], **_jax_memory()}
     part.save()
-  # FLOPs of one call at each batch, from the program itself (accel_flops).
+  # FLOPs from the program itself (accel_flops), traced once at batch 1: every part of the
+  # sampler (text encoder, UNet, VAE) is linear in the batch.
+  one = count_flops(lambda x, k: gen.generate_ids(x, k), gen.tokenize([PROMPT]), key)
+  part["flops_at_batch_1"] = one
   for batch in plan["batches"]:
-    ids = gen.tokenize([PROMPT] * batch)
-    part["batches"][str(batch)]["flops"] = count_flops(lambda x, k: gen.generate_ids(x, k), ids, key)
-    part.save()
+    part["batches"][str(batch)]["flops"] = {k: v and v * batch for k, v in one.items()}
+  part.save()
 
 
 def flax_pipeline(plan: dict, part) -> None:
@@ -72,8 +74,6 @@ def flax_pipeline(plan: dict, part) -> None:
   import jax.numpy as jnp
   from diffusers import (FlaxAutoencoderKL, FlaxDPMSolverMultistepScheduler,
                          FlaxStableDiffusionPipeline, FlaxUNet2DConditionModel)
-  from flax.jax_utils import replicate
-  from flax.training.common_utils import shard
   from transformers import CLIPTextConfig, CLIPTokenizer, FlaxCLIPTextModel
 
   import jaxsets
@@ -93,10 +93,14 @@ def flax_pipeline(plan: dict, part) -> None:
   pipe = FlaxStableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet,
                                      scheduler=scheduler, safety_checker=None,
                                      feature_extractor=None, dtype=dtype)
-  params = replicate({**params, "scheduler": scheduler_state})
+  # What flax.jax_utils.replicate / common_utils.shard do, written out: older flax's replicate
+  # calls jax.device_put_replicated, which newer jax removed (shared STACK.md).
+  devices = jax.device_count()
+  params = jax.tree.map(lambda x: jnp.stack([jnp.asarray(x)] * devices),
+                        {**params, "scheduler": scheduler_state})
+  shard = lambda x: x.reshape((devices, -1) + x.shape[1:])
   part["load_s"] = time.perf_counter() - start
   part["batches"] = {}
-  devices = jax.device_count()
   for batch in plan["batches"]:
     if batch % devices:
       part["batches"][str(batch)] = {"skipped": f"batch {batch} does not split over {devices} devices"}

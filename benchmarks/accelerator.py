@@ -1,7 +1,7 @@
 """The accelerator benchmark: jaxsets at real size on whatever accelerator is present.
 
   python benchmarks/accelerator.py --out results.json [--markdown table.md] [--tiny]
-                                   [--time-limit 460] [--only sampler_jaxsets,...]
+                                   [--time-limit 470] [--only sampler_jaxsets,...]
 
 Measures, at real size (SD 2.1-base with random weights in its hub layout, 512 px, 25 DPM-Solver
 steps, guidance 7.5, bfloat16; batches 40, 8 and 1):
@@ -66,14 +66,14 @@ sys.meta_path.insert(0, _NoTensorFlow())
 
 # name -> (module, function, packages it needs, share of the time limit, jax may use the accelerator)
 SECTIONS = {
-    "sampler_jaxsets": ("accel_sampler", "jaxsets_sampler", (), 120, True),
+    "sampler_jaxsets": ("accel_sampler", "jaxsets_sampler", (), 130, True),
     "sampler_torch_pipeline": ("accel_sampler", "torch_pipeline", ("torch", "diffusers"), 60, False),
-    "rl_step_jaxsets": ("accel_rl_step", "jaxsets_step", (), 110, True),
+    "rl_step_jaxsets": ("accel_rl_step", "jaxsets_step", (), 130, True),
     "rl_step_authors": ("accel_rl_step", "authors_step",
-                        ("torch", "diffusers", "stable_baselines3", "gymnasium"), 60, False),
+                        ("torch", "diffusers", "stable_baselines3", "gymnasium"), 50, False),
     "sampler_flax_pipeline": ("accel_sampler", "flax_pipeline", ("diffusers",), 100, True),
 }
-BUILD_SHARE = 60  # the SD folder and the data, before the sections
+BUILD_LIMIT_S = 150  # the SD folder and the data, before the sections: nothing runs without them
 
 
 def make_plan(tiny: bool, scratch: str) -> dict:
@@ -84,7 +84,7 @@ def make_plan(tiny: bool, scratch: str) -> dict:
             "config": os.path.join(HERE, "..", "configs", "cifar10_sd.py")}
   if not tiny:
     return {**common, "size": 512, "steps": 25, "guidance": 7.5, "dtype": "bfloat16",
-            "batches": [40, 8, 1], "repeats": 2, "sd_size": 512, "baseline_probe_steps": 200,
+            "batches": [40, 1, 8], "repeats": 2, "sd_size": 512, "baseline_probe_steps": 100,
             "data_sizes": {"train_per_class": 100, "val_per_class": 500, "test_per_class": 10,
                            "size": 32},
             "overrides": []}
@@ -200,7 +200,7 @@ def main(argv=None) -> int:
   parser.add_argument("--markdown", default="", help="also write the tables as markdown here")
   parser.add_argument("--tiny", action="store_true", help="tiny models on the CPU (CI)")
   parser.add_argument("--time-limit", type=float, default=0.0,
-                      help="seconds for everything (default 460, --tiny 600)")
+                      help="seconds for everything (default 470, --tiny 600)")
   parser.add_argument("--only", default="", help="comma-separated subset of " + ", ".join(SECTIONS))
   parser.add_argument("--scratch", default=os.path.join(tempfile.gettempdir(), "jaxsets_accel"),
                       help="the SD folder and the data are built here once")
@@ -217,10 +217,10 @@ def main(argv=None) -> int:
   if unknown:
     parser.error(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
 
-  from accel_report import finish, machine_info
+  from accel_report import finish, machine_info, markdown
   from jaxsets import atomic
   start = time.time()
-  limit = args.time_limit or (600.0 if args.tiny else 460.0)
+  limit = args.time_limit or (600.0 if args.tiny else 470.0)
   os.makedirs(args.scratch, exist_ok=True)
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   plan = make_plan(args.tiny, args.scratch)
@@ -229,13 +229,16 @@ def main(argv=None) -> int:
   result = {"machine": machine_info(), "command": "python benchmarks/accelerator.py " + " ".join(argv),
             "tiny": args.tiny, "time_limit_s": limit, "plan": plan, "sections": {}}
 
-  def save():
+  def save():  # after every section: a run stopped from outside keeps what it measured
     result["wall_s"] = time.time() - start
     finish(result)
     atomic.write_json(args.out, result)
+    if args.markdown:
+      with atomic.atomic_path(args.markdown) as tmp, open(tmp, "w") as f:
+        f.write(markdown(result))
 
   pending = [s for s in SECTIONS if s in only]
-  shares = {"build": BUILD_SHARE, **{s: SECTIONS[s][3] for s in pending}}
+  shares = {s: SECTIONS[s][3] for s in pending}
   for section in ["build"] + pending:
     missing = [p for p in SECTIONS.get(section, (0, 0, ()))[2] if importlib.util.find_spec(p) is None]
     left = limit - (time.time() - start) - 5.0  # 5 s to write the results
@@ -246,7 +249,8 @@ def main(argv=None) -> int:
     else:
       # This section's share of what is left: time a section does not use goes to the later ones.
       remaining_shares = sum(shares[s] for s in shares if s not in result["sections"])
-      timeout = left * shares[section] / remaining_shares
+      timeout = (min(BUILD_LIMIT_S, left) if section == "build" else
+                 left * shares[section] / remaining_shares)
       print(f"[accelerator] {section} (up to {timeout:.0f} s) ...", flush=True)
       result["sections"][section] = _run_section(section, plan_path, args.scratch, timeout)
       print(f"[accelerator] {section}: {result['sections'][section].get('status')} in "
@@ -257,10 +261,6 @@ def main(argv=None) -> int:
         result["sections"][s] = {"status": "skipped", "skipped": "the build section failed"}
       break  # nothing can run without the model and the data
   save()
-  if args.markdown:
-    from accel_report import markdown
-    with atomic.atomic_path(args.markdown) as tmp, open(tmp, "w") as f:
-      f.write(markdown(result))
   print(json.dumps(result.get("summary", {}), indent=2))
   failed = [s for s, p in result["sections"].items() if p.get("status") in ("failed", "timed_out")]
   return 1 if failed else 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from common import entry, measure_sides, no_sync
+from common import entry, measure_sides, missing_peers, no_sync, skipped_peer
 
 
 def _prompts(book, count: int):
@@ -23,9 +23,8 @@ def _prompts(book, count: int):
 
 def check_same_weights(gen, flax_peer, torch_peer, text: str, batch: int) -> dict:
   """Largest |difference| of the [0, 1] images (before the resize to the classifier's size)
-  when all three samplers start from the same initial latents."""
+  when all three samplers (two where `torch_peer` is None) start from the same initial latents."""
   import jax.numpy as jnp
-  import torch
   from flax.training.common_utils import shard
 
   from jaxsets.generator.sampler import latent_shape, make_latent_sampler
@@ -36,14 +35,17 @@ def check_same_weights(gen, flax_peer, torch_peer, text: str, batch: int) -> dic
   ours = make_latent_sampler(gen.parts, gen.cfg, gen.mesh)(
       gen.params, ids, neg, jnp.asarray(latents), jnp.float32(gen.guidance_scale))
   ours = np.clip(np.asarray(ours) / 2 + 0.5, 0, 1).transpose(0, 2, 3, 1)
-  theirs_torch = torch_peer.generate([text] * batch, 0, latents=torch.from_numpy(latents))
+  agreement = {}
+  if torch_peer is not None:
+    import torch
+    theirs_torch = torch_peer.generate([text] * batch, 0, latents=torch.from_numpy(latents))
+    agreement["max_abs_diff_vs_torch"] = float(np.max(np.abs(ours - theirs_torch)))
   out = flax_peer.pipe(shard(flax_peer.pipe.prepare_inputs([text] * batch)), flax_peer.params,
                        np.zeros((1, 2), np.uint32), num_inference_steps=flax_peer.steps,
                        guidance_scale=flax_peer.guidance, height=flax_peer.size,
                        width=flax_peer.size, latents=shard(latents), jit=True)
   theirs_flax = out.images.reshape(ours.shape)
-  return {"max_abs_diff_vs_torch": float(np.max(np.abs(ours - theirs_torch))),
-          "max_abs_diff_vs_flax": float(np.max(np.abs(ours - theirs_flax)))}
+  return {**agreement, "max_abs_diff_vs_flax": float(np.max(np.abs(ours - theirs_flax)))}
 
 
 def run(ctx) -> list[dict]:
@@ -53,7 +55,6 @@ def run(ctx) -> list[dict]:
   from jaxsets.generator import load_generator
   from jaxsets.loop.prompts import make_prompt_book
   from peers.flax_sd import FlaxPipelinePeer
-  from peers.torch_sd import TorchPipelinePeer
 
   config = ctx.generator_config()
   gen = load_generator(config)
@@ -68,13 +69,16 @@ def run(ctx) -> list[dict]:
               "guidance_scale": gen.guidance_scale, "image_size": gen.cfg.image_size,
               "batch": batch}
   sides = {"flax": FlaxPipelinePeer(ctx.sd_folder[0], steps=gen.cfg.num_inference_steps,
-                                    guidance=gen.guidance_scale, size=gen.cfg.image_size),
-           "torch": TorchPipelinePeer(ctx.torch_sd_folder, steps=gen.cfg.num_inference_steps,
-                                      guidance=gen.guidance_scale, size=gen.cfg.image_size)}
-  torch_settings = sides["torch"].pick_settings([texts[0]] * batch)
-  ctx.shared.setdefault("torch_settings", {}).update(
-      threads=torch_settings["threads"], memory_format=torch_settings["memory_format"])
-  agreement = check_same_weights(gen, sides["flax"], sides["torch"], texts[0], batch)
+                                    guidance=gen.guidance_scale, size=gen.cfg.image_size)}
+  missing, torch_settings = missing_peers("torch"), None
+  if not missing:
+    from peers.torch_sd import TorchPipelinePeer
+    sides["torch"] = TorchPipelinePeer(ctx.torch_sd_folder, steps=gen.cfg.num_inference_steps,
+                                       guidance=gen.guidance_scale, size=gen.cfg.image_size)
+    torch_settings = sides["torch"].pick_settings([texts[0]] * batch)
+    ctx.shared.setdefault("torch_settings", {}).update(
+        threads=torch_settings["threads"], memory_format=torch_settings["memory_format"])
+  agreement = check_same_weights(gen, sides["flax"], sides.get("torch"), texts[0], batch)
 
   key = jax.random.key(0)
   ids = gen.tokenize([texts[0]] * batch)
@@ -96,8 +100,16 @@ def run(ctx) -> list[dict]:
   compiled = gen._sample._cache_size()
   same = timings["same_prompt"]
   ctx.shared["generation"] = {"gen": gen, "batch": batch, "jaxsets_s": same["jaxsets"]["steady_s"],
+                              "torch_s": None,
                               **{f"{side}_s": same[side]["steady_s"] for side in sides}}
   entries = []
+  if missing:
+    for pattern, t in timings.items():
+      j = t["jaxsets"]
+      entries.append(entry(f"generation/{pattern}/vs_torch",
+                           {**j, "images_per_s": batch / j["steady_s"], "compiled_programs": compiled},
+                           skipped_peer("diffusers StableDiffusionPipeline (PyTorch, CPU)", missing),
+                           settings=settings, agreement=agreement))
   for side, peer in sides.items():
     for pattern, t in timings.items():
       j, p = t["jaxsets"], t[side]

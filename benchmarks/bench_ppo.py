@@ -7,7 +7,7 @@ SB3: GAE on its rollout buffer + `PPO.train()`; refilling the buffer is not time
 """
 from __future__ import annotations
 
-from common import entry, measure_sides, no_sync
+from common import entry, measure_sides, missing_peers, no_sync, skipped_peer
 
 
 def random_traj(key, steps: int, envs: int, obs_dim: int, num_domains: int, num_classes: int):
@@ -42,8 +42,6 @@ def jaxsets_update(cfg, obs_dim: int, num_domains: int, num_classes: int, steps:
 
 def run(ctx) -> list[dict]:
   from jaxsets.agent import PPOConfig, observation_size
-  from peers.sb3_ppo import SB3PPOUpdate
-  from peers.torch_settings import pick_best
 
   config = ctx.config
   cfg = PPOConfig.from_config(config.agent)
@@ -52,14 +50,20 @@ def run(ctx) -> list[dict]:
   envs = cfg.num_envs
   obs_dim = observation_size(n, cfg.observation)
   _, ours = jaxsets_update(cfg, obs_dim, d, n, steps, envs)
-  peer = SB3PPOUpdate(obs_dim, d, n, cfg, n_steps=steps, n_envs=envs)
-  settings_trial = pick_best(lambda threads, fmt: None, lambda i: (peer.fill(i), peer.update()),
-                             formats=("contiguous",))
-  t = measure_sides({"jaxsets": (ours, None),
-                     "sb3": (lambda i: peer.update(), no_sync, peer.fill)}, 3 * ctx.repeats)
+  sides = {"jaxsets": (ours, None)}
+  missing = missing_peers()
+  if not missing:
+    from peers.sb3_ppo import SB3PPOUpdate
+    from peers.torch_settings import pick_best
+    peer = SB3PPOUpdate(obs_dim, d, n, cfg, n_steps=steps, n_envs=envs)
+    settings_trial = pick_best(lambda threads, fmt: None, lambda i: (peer.fill(i), peer.update()),
+                               formats=("contiguous",))
+    sides["sb3"] = (lambda i: peer.update(), no_sync, peer.fill)
+  t = measure_sides(sides, 3 * ctx.repeats)
   rows = steps * envs
   settings = {"rows": rows, "epochs": cfg.epochs, "minibatches": cfg.minibatches,
               "minibatch_rows": rows // cfg.minibatches, "hidden_sizes": list(cfg.hidden_sizes),
               "obs_dim": obs_dim, "action_heads": [d, n, n, n]}
-  return [entry("ppo_update", t["jaxsets"],
-                {"name": peer.name, **t["sb3"], "settings": settings_trial}, settings=settings)]
+  theirs = (skipped_peer("stable-baselines3 PPO", missing) if missing else
+            {"name": peer.name, **t["sb3"], "settings": settings_trial})
+  return [entry("ppo_update", t["jaxsets"], theirs, settings=settings)]

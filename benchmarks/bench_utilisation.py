@@ -76,6 +76,14 @@ def _side(flops: float, seconds: float, peak: float) -> dict:
   return {"steady_s": seconds, "flop_per_s": flops / seconds, "fraction_of_peak": flops / seconds / peak}
 
 
+def _peer(name: str, flops: float, seconds, peak: float) -> dict:
+  """The peer's side, or why it is missing (no PyTorch: the bench extra is not installed)."""
+  if seconds is None:
+    from common import missing_peers, skipped_peer
+    return skipped_peer(name, missing_peers("torch") or ["torch"])
+  return {"name": name, **_side(flops, seconds, peak)}
+
+
 def run(ctx) -> list[dict]:
   peak = matmul_peak()
   p = peak["flop_per_s_best"]
@@ -86,17 +94,16 @@ def run(ctx) -> list[dict]:
     entries.append({
         "name": "utilisation/generation", "matmul_peak": peak, "flops_per_call": f,
         "jaxsets": _side(f["total"], gen["jaxsets_s"], p),
-        "peer": {"name": "diffusers StableDiffusionPipeline (PyTorch, CPU)",
-                 **_side(f["total"], gen["torch_s"], p)},
+        "peer": _peer("diffusers StableDiffusionPipeline (PyTorch, CPU)", f["total"],
+                      gen["torch_s"], p),
         "flax_pipeline": _side(f["total"], gen["flax_s"], p),
-        "speedup": gen["torch_s"] / gen["jaxsets_s"]})
+        "speedup": gen["torch_s"] / gen["jaxsets_s"] if gen["torch_s"] else None})
   ft = ctx.shared.get("finetune")
   if ft:
     f = finetune_flops(ft)
     entries.append({
         "name": "utilisation/classifier_finetune", "matmul_peak": peak, "flops_per_call": f,
         "jaxsets": _side(f["total"], ft["jaxsets_s"], p),
-        "peer": {"name": "PyTorch SmallCNN, same recipe (eager, CPU)",
-                 **_side(f["total"], ft["torch_s"], p)},
-        "speedup": ft["torch_s"] / ft["jaxsets_s"]})
+        "peer": _peer("PyTorch SmallCNN, same recipe (eager, CPU)", f["total"], ft["torch_s"], p),
+        "speedup": ft["torch_s"] / ft["jaxsets_s"] if ft["torch_s"] else None})
   return entries

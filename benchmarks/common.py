@@ -77,9 +77,25 @@ def speedup(jaxsets_s: float, peer_s: float) -> float:
 
 
 def entry(name: str, jaxsets: dict, peer: dict, **extra) -> dict:
-  """One benchmark row. Both sides carry steady_s for the same unit of work."""
-  return {"name": name, "jaxsets": jaxsets, "peer": peer,
-          "speedup": speedup(jaxsets["steady_s"], peer["steady_s"]), **extra}
+  """One benchmark row. Both sides carry steady_s for the same unit of work; a peer that could not
+  run (`skipped_peer`) has none, and the row no speedup."""
+  s = speedup(jaxsets["steady_s"], peer["steady_s"]) if "steady_s" in peer else None
+  return {"name": name, "jaxsets": jaxsets, "peer": peer, "speedup": s, **extra}
+
+
+PEER_PACKAGES = ("torch", "stable_baselines3", "gymnasium")  # the bench extra; CI has none
+
+
+def missing_peers(*names: str) -> list[str]:
+  """Which of `names` (default: the bench extra's packages) are not installed."""
+  import importlib.util
+  return [n for n in (names or PEER_PACKAGES) if importlib.util.find_spec(n) is None]
+
+
+def skipped_peer(name: str, missing: list[str]) -> dict:
+  """The peer side of a row whose peer cannot run here: the jaxsets side is still measured."""
+  return {"name": name, "skipped": f"not installed: {', '.join(missing)} "
+                                   "(pip install -e '.[bench]')"}
 
 
 def _cpu_model() -> str:

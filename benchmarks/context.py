@@ -14,11 +14,12 @@ class Context:
   quick: bool
   scratch: str                   # converted weights etc. (reused between runs)
   random_weights: bool = False   # force random generator weights even if the embedded one is cached
+  tiny: bool = False             # tiny models and one repeat: every code path in minutes (CI)
   shared: dict = dataclasses.field(default_factory=dict)  # figures one comparison leaves for another
 
   @property
   def repeats(self) -> int:
-    return 3 if self.quick else 7
+    return 1 if self.tiny else 3 if self.quick else 7
 
   @functools.cached_property
   def sd_folder(self) -> tuple[str, str]:

@@ -10,6 +10,8 @@ def _time(seconds) -> str:
 
 def _side(d: dict) -> str:
   """The one figure that matters for a row, plus compile time where there is one."""
+  if "skipped" in d:
+    return d["skipped"]
   if "flop_per_s" in d:
     return f"{d['flop_per_s'] / 1e9:.1f} GFLOP/s ({100 * d['fraction_of_peak']:.1f}% of peak)"
   if "per_step_load_s" in d:

@@ -3,6 +3,7 @@
   pip install -e ".[bench]"          # torch 2.13.0 (CPU), stable-baselines3, gymnasium
   python benchmarks/run.py --out runs/bench/results.json [--quick] [--only generation,ppo_update]
                            [--markdown benchmarks/RESULTS.md] [--config.KEY=VALUE ...]
+  python benchmarks/run.py --out /tmp/r.json --quick --tiny --random-weights  # every path (CI)
 
 Comparisons (each a module here): generation, ppo_update, classifier_finetune, rl_step,
 action_space_scaling, utilisation. Output JSON:
@@ -27,6 +28,9 @@ import traceback
 import common  # noqa: F401  (puts the repo on sys.path, lets transformers see PyTorch)
 from common import machine
 
+# --tiny: the smoke config, shrunk further; every comparison's code path in minutes (CI runs it).
+TINY_OVERRIDES = ["--config.generator.num_inference_steps=2", "--config.classifier.finetune_steps=2",
+                  "--config.classifier.baseline_steps=2", "--config.agent.epochs=1"]
 BENCHMARKS = {  # name -> module; order matters: utilisation reuses the first two's timings
     "generation": "bench_generation",
     "classifier_finetune": "bench_classifier",
@@ -42,8 +46,10 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out", required=True, help="where to write the JSON results")
   parser.add_argument("--quick", action="store_true", help="fewer repeats: a few minutes")
+  parser.add_argument("--tiny", action="store_true",
+                      help="tiny sizes and one repeat, to prove every code path runs (CI)")
   parser.add_argument("--only", default="", help="comma-separated subset of " + ", ".join(BENCHMARKS))
-  parser.add_argument("--config", default="configs/digits.py")
+  parser.add_argument("--config", default="", help="default configs/digits.py (--tiny: :smoke)")
   parser.add_argument("--scratch", default=os.path.join(tempfile.gettempdir(), "jaxsets_bench"),
                       help="converted weights are kept here between runs")
   parser.add_argument("--random-weights", action="store_true",
@@ -58,10 +64,12 @@ def main(argv=None) -> int:
   from context import Context
   from jaxsets import atomic, config_loading
   from report import markdown_table
-  config = config_loading.load_config_file(args.config)
-  config_loading.apply_overrides(config, overrides)
+  config = config_loading.load_config_file(
+      args.config or ("configs/digits.py:smoke" if args.tiny else "configs/digits.py"))
+  config_loading.apply_overrides(config, (TINY_OVERRIDES if args.tiny else []) + overrides)
   os.makedirs(args.scratch, exist_ok=True)
-  ctx = Context(config, quick=args.quick, scratch=args.scratch, random_weights=args.random_weights)
+  ctx = Context(config, quick=args.quick, scratch=args.scratch, random_weights=args.random_weights,
+                tiny=args.tiny)
   command = "python benchmarks/run.py " + " ".join(argv)
   result = {"machine": machine(), "command": command, "quick": args.quick, "benchmarks": [],
             "failed": {}}
