@@ -53,7 +53,11 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c.generator.cache_dir = ""        # "" = $JAXSETS_CACHE or ~/.cache/jaxsets
   c.generator.revision = ""         # Hugging Face branch, tag or commit ("" = main)
   c.generator.variant = ""          # weight files' infix, e.g. "fp16" ("" = the plain files)
-  c.generator.dtype = "float32"     # float32 | bfloat16
+  c.generator.dtype = "float32"     # float32 | bfloat16 | auto (bf16 for real SD on GPU/TPU)
+  # auto | dot_product (jax.nn.dot_product_attention: cuDNN's fused kernel on NVIDIA GPUs, fp32
+  # softmax) | diffusers (its einsums). auto = diffusers for fp32 on CPU, where it keeps this
+  # config's published bits; dot_product elsewhere (jaxsets/generator/hf_attention.py).
+  c.generator.attention = "auto"
   c.generator.scheduler = "ddim"    # ddim | dpm_solver | euler | pndm
   c.generator.num_inference_steps = 20
   c.generator.guidance_scale = 3.0

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 
 from jaxsets import sharding
 from jaxsets.generator import hf, sampler
+from jaxsets.generator.embedded import architecture
 from jaxsets.generator.generator import Generator
 from jaxsets.generator.tokens import tokenize
 from tiny_sd import save_tiny_sd
@@ -24,13 +25,16 @@ def parts(tiny_folder):
   return hf.load_parts(tiny_folder)
 
 
-def _cfg(scheduler="ddim", steps=4, out_size=16, out_channels=3):
+def _cfg(scheduler="ddim", steps=4, out_size=16, out_channels=3, attention="auto"):
   return sampler.SamplerConfig(scheduler=scheduler, num_inference_steps=steps, image_size=16,
-                               out_size=out_size, out_channels=out_channels)
+                               out_size=out_size, out_channels=out_channels, attention=attention)
 
 
-@pytest.mark.parametrize("scheduler", ["ddim", "dpm_solver", "euler"])
-def test_matches_diffusers_pipeline(tiny_folder, parts, scheduler):
+# "auto" is diffusers' own attention on this CPU in float32; "dot_product" is jaxsets' route
+# through jax.nn.dot_product_attention (the accelerators' default), against diffusers' own.
+@pytest.mark.parametrize("scheduler, attention", [("ddim", "auto"), ("dpm_solver", "auto"),
+                                                  ("euler", "auto"), ("dpm_solver", "dot_product")])
+def test_matches_diffusers_pipeline(tiny_folder, parts, scheduler, attention):
   from diffusers import FlaxStableDiffusionPipeline
   pipe, pipe_params = FlaxStableDiffusionPipeline.from_pretrained(
       tiny_folder, safety_checker=None, feature_extractor=None)
@@ -41,7 +45,7 @@ def test_matches_diffusers_pipeline(tiny_folder, parts, scheduler):
   neg = tokenize(parts.tokenizer, [""] * len(PROMPTS))
   latents = jax.random.normal(jax.random.key(3), sampler.latent_shape(parts, _cfg(), len(PROMPTS)))
   one_device = sharding.make_mesh(jax.devices()[:1])
-  ours = sampler.make_latent_sampler(parts, _cfg(scheduler), one_device)(
+  ours = sampler.make_latent_sampler(parts, _cfg(scheduler, attention=attention), one_device)(
       parts.params, ids, neg, latents, 2.5)
   ours = np.clip(np.asarray(ours).transpose(0, 2, 3, 1) / 2 + 0.5, 0, 1)
   # diffusers' Flax pipeline scales the first latents by the *unset* state's init_noise_sigma;
@@ -71,6 +75,37 @@ def test_new_prompt_seed_or_guidance_does_not_recompile(parts, monkeypatch):
   assert outs[0].dtype == np.uint8 and outs[0].shape == (4, 8, 8, 1)
   for a, b in zip(outs, outs[1:]):  # each change really changes the images
     assert np.any(a != b)
+
+
+def test_negative_prompt_is_encoded_once_and_gives_the_same_bits(parts, monkeypatch):
+  from jaxsets.generator import generator as generator_module
+  encodes = []  # the ids shape of each text encoding traced
+  real = sampler.encode_text
+  counting = lambda *a: encodes.append(a[-1].shape) or real(*a)
+  monkeypatch.setattr(sampler, "encode_text", counting)
+  monkeypatch.setattr(generator_module, "encode_text", counting)
+  gen = Generator(parts, _cfg(out_size=8, out_channels=1), guidance_scale=3.0,
+                  negative_prompt="drawing sketch")
+  assert encodes == [(1, architecture.MAX_PROMPT_TOKENS)]       # once, at construction
+  ids = gen.tokenize(PROMPTS * 2)                                # [4, L]
+  key = jax.random.key(5)
+  once = [np.asarray(gen.generate_ids(ids, k)) for k in (key, jax.random.fold_in(key, 1))]
+  assert encodes[1:] == [ids.shape]          # the traced sampler encodes the prompts only
+  # The ids path (the negative encoded with the prompts, as every call did before) gives the
+  # same bits: a row's CLIP encoding does not depend on the rows beside it.
+  per_call = np.asarray(gen.generate_ids(ids, key, negative_ids=gen.tokenize(["drawing sketch"] * 4)))
+  np.testing.assert_array_equal(once[0], per_call)
+  assert np.any(once[0] != once[1])
+  latents = jax.random.normal(key, sampler.latent_shape(parts, gen.cfg, 4))
+  fn = sampler.make_latent_sampler(parts, gen.cfg)
+  neg_ids = gen.tokenize(["drawing sketch"] * 4)
+  np.testing.assert_array_equal(np.asarray(fn(parts.params, ids, gen._negative_context, latents, 3.0)),
+                                np.asarray(fn(parts.params, ids, neg_ids, latents, 3.0)))
+  gen.negative_prompt = ""                                       # re-encoded when it changes
+  new_negative = np.asarray(gen.generate_ids(ids, key))
+  assert np.any(new_negative != once[0])
+  np.testing.assert_array_equal(new_negative, np.asarray(
+      gen.generate_ids(ids, key, negative_ids=gen.tokenize([""] * 4))))
 
 
 def test_four_devices_equal_one(parts):

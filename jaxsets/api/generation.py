@@ -18,11 +18,11 @@ from jaxsets.errors import UserError
 TEMPLATE = "A {domain} of a {c1}, {c2}, and {c3}"
 
 
-def load_generator(model: str, *, image_size: int, channels: int = 3, dtype: str = "float32",
+def load_generator(model: str, *, image_size: int, channels: int = 3, dtype: str = "auto",
                    scheduler: str = "ddim", num_inference_steps: int = 25,
                    guidance_scale: float = 7.5, negative_prompt: str = "",
-                   max_prompt_length: int = 0, revision: str = "", variant: str = "",
-                   mesh=None):
+                   max_prompt_length: int = 0, attention: str = "auto", revision: str = "",
+                   variant: str = "", mesh=None):
   """A Stable Diffusion `Generator` whose images are resized to the classifier's resolution.
 
   Args:
@@ -32,9 +32,13 @@ def load_generator(model: str, *, image_size: int, channels: int = 3, dtype: str
       msgpack or PyTorch safetensors weights. For the embedded model use
       `load_generator_from_config`.
     image_size, channels: the output images, uint8 [B, image_size, image_size, channels].
-    dtype: "float32" | "bfloat16" | "float16" (compute and parameter dtype).
+    dtype: "auto" | "float32" | "bfloat16" | "float16" (compute and parameter dtype); auto is
+      bfloat16 on a GPU or TPU and float32 on CPU (where bfloat16 is slower).
     scheduler: "ddim" | "dpm_solver" | "euler" | "pndm"; num_inference_steps: its steps (static).
     guidance_scale: classifier-free guidance (a traced argument: changing it does not recompile).
+    negative_prompt: encoded once here (and again when `generator.negative_prompt` is set).
+    attention: "auto" | "dot_product" | "diffusers": how the UNet and VAE attend
+      (jaxsets/generator/hf_attention.py); auto is diffusers' own arithmetic for float32 on CPU.
     revision: a branch, tag or commit of a Hugging Face id ("" = main).
     variant: weight files with this infix, e.g. "fp16" for `diffusion_pytorch_model.fp16.safetensors`
       ("" = the plain files); whatever the files hold, parameters are cast to `dtype`.
@@ -59,7 +63,7 @@ def load_generator(model: str, *, image_size: int, channels: int = 3, dtype: str
                     "num_inference_steps": int(num_inference_steps),
                     "guidance_scale": float(guidance_scale), "negative_prompt": negative_prompt,
                     "max_prompt_length": int(max_prompt_length), "cache_dir": "",
-                    "revision": revision, "variant": variant},
+                    "attention": attention, "revision": revision, "variant": variant},
       "data": {"image_size": int(image_size), "channels": int(channels)},
   })
   return loading.load_generator(config, mesh)

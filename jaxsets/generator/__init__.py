@@ -1,6 +1,6 @@
 """The text-to-image generator: real Stable Diffusion (diffusers' Flax models) or the embedded one.
 
-Only jaxsets/generator/hf.py imports diffusers or transformers.
+Only jaxsets/generator/hf*.py modules import diffusers or transformers.
 """
 from jaxsets.generator.generator import Generator, sampler_config
 from jaxsets.generator.loading import ensure_embedded, load_generator

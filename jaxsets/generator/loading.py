@@ -5,16 +5,29 @@ import hashlib
 import json
 import os
 
+import jax
 import jax.numpy as jnp
 
 from jaxsets.errors import UserError
-from jaxsets.generator import hf
+from jaxsets.generator import hf, hf_attention
 from jaxsets.generator.embedded.build import DESCRIPTION_FILE
 from jaxsets.generator.generator import Generator, sampler_config
 
 # Bump when the embedded model's architecture or training recipe changes: old caches are ignored.
 EMBEDDED_FORMAT = 1
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+def compute_dtype(config):
+  """generator.dtype as a jnp dtype. "auto": bfloat16 for real Stable Diffusion on a GPU or TPU;
+  float32 on CPU (bf16 sampled slower there, STACK.md) and for the embedded model (its results)."""
+  name = config.generator.dtype
+  if name == "auto":
+    accelerated = jax.default_backend() in ("gpu", "tpu")
+    name = "bfloat16" if accelerated and config.generator.model != "embedded" else "float32"
+  if name not in _DTYPES:
+    raise UserError(f"generator.dtype={name!r}: use one of auto, {', '.join(_DTYPES)}.")
+  return _DTYPES[name]
 
 
 def cache_dir(config) -> str:
@@ -54,9 +67,9 @@ def model_folder(config) -> str:
 
 def load_generator(config, mesh=None) -> Generator:
   """The generator `config.generator` names, compiled for the data's resolution and channels."""
-  if config.generator.dtype not in _DTYPES:
-    raise UserError(f"generator.dtype={config.generator.dtype!r}: use one of {', '.join(_DTYPES)}.")
-  parts = hf.load_parts(model_folder(config), dtype=_DTYPES[config.generator.dtype],
+  dtype = compute_dtype(config)
+  hf_attention.resolve_mode(config.generator.get("attention", "auto"), dtype)  # bad names fail early
+  parts = hf.load_parts(model_folder(config), dtype=dtype,
                         max_prompt_length=int(config.generator.max_prompt_length),
                         revision=config.generator.get("revision", ""),
                         variant=config.generator.get("variant", ""))

@@ -1,9 +1,11 @@
 """The jitted text-to-image sampler: CLIP text encoding, classifier-free guidance, a `lax.fori_loop`
 over a diffusers Flax scheduler, VAE decode, resize to the classifier's resolution.
 
-Prompt ids, negative-prompt ids, the random key and the guidance scale are traced arguments, so a
-new prompt, seed or guidance scale reuses the compiled program. The batch is sharded over a
-one-axis mesh; parameters are replicated. Static settings live in `SamplerConfig`.
+Prompt ids, the negative prompt, the random key and the guidance scale are traced arguments, so
+a new prompt, seed or guidance scale reuses the compiled program. The negative prompt comes
+either as ids (encoded with the prompts) or as its CLIP hidden state, encoded once by the
+caller (`encode_text`) and broadcast over the batch. The batch is sharded over a one-axis mesh;
+parameters are replicated. Static settings live in `SamplerConfig`.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxsets import sharding
-from jaxsets.generator import hf
+from jaxsets.generator import hf, hf_attention
 from jaxsets.generator.images import to_uint8_images
 
 
@@ -26,6 +28,7 @@ class SamplerConfig:
   image_size: int = 512            # the generator's native resolution (pixels)
   out_size: int = 32               # the classifier's resolution
   out_channels: int = 3
+  attention: str = "auto"          # auto | dot_product | diffusers (hf_attention.resolve_mode)
 
 
 def encode_text(parts: hf.SDParts, text_params, ids: jax.Array) -> jax.Array:
@@ -35,6 +38,18 @@ def encode_text(parts: hf.SDParts, text_params, ids: jax.Array) -> jax.Array:
   return out[0]
 
 
+def text_context(parts: hf.SDParts, text_params, prompt_ids: jax.Array, negative) -> jax.Array:
+  """[2B, L, D]: the negative prompt's hidden states, then the prompts' (diffusers' order, so one
+  UNet call serves both halves). negative: int32 ids [B, L], or a hidden state [L, D] already
+  encoded, broadcast over the batch (a row's encoding does not depend on the other rows)."""
+  positive = encode_text(parts, text_params, prompt_ids)
+  if jnp.issubdtype(negative.dtype, jnp.integer):
+    negative = encode_text(parts, text_params, negative)
+  else:
+    negative = jnp.broadcast_to(negative.astype(positive.dtype), positive.shape)
+  return jnp.concatenate([negative, positive])
+
+
 def latent_shape(parts: hf.SDParts, cfg: SamplerConfig, batch: int) -> tuple[int, ...]:
   """[B, C_latent, h, w] for the VAE's downsampling factor (8 for real SD)."""
   factor = 2 ** (len(parts.vae.config.block_out_channels) - 1)
@@ -42,14 +57,21 @@ def latent_shape(parts: hf.SDParts, cfg: SamplerConfig, batch: int) -> tuple[int
   return (batch, parts.unet.config.in_channels, side, side)
 
 
-def denoise_and_decode(parts: hf.SDParts, cfg: SamplerConfig, params, prompt_ids, negative_ids,
+def denoise_and_decode(parts: hf.SDParts, cfg: SamplerConfig, params, prompt_ids, negative,
                        latents, guidance_scale) -> jax.Array:
-  """The sampler body. prompt_ids/negative_ids int32 [B, L]; latents float32 [B, C, h, w] (unit
-  Gaussian); guidance_scale float32 []. Returns the VAE's output, float [B, C_img, H, W] in ~[-1, 1]."""
+  """The sampler body. prompt_ids int32 [B, L]; negative: ids int32 [B, L] or hidden state [L, D];
+  latents float32 [B, C, h, w] (unit Gaussian); guidance_scale float32 []. Returns the VAE's
+  output, float [B, C_img, H, W] in ~[-1, 1]."""
+  dtype = jax.tree.leaves(params["unet"])[0].dtype
+  # The scope only decides how the UNet and VAE are traced here; it is left before jit compiles.
+  upcast = bool(parts.unet.config.get("upcast_attention", False))  # diffusers' Flax UNet ignores it
+  with hf_attention.attention_scope(hf_attention.resolve_mode(cfg.attention, dtype, upcast)):
+    return _denoise_and_decode(parts, cfg, params, prompt_ids, negative, latents, guidance_scale)
+
+
+def _denoise_and_decode(parts, cfg, params, prompt_ids, negative, latents, guidance_scale):
   scheduler, scheduler_state = hf.make_scheduler(cfg.scheduler, parts.scheduler_config)
-  # [2B, L, D]: negative first, as diffusers does, so one UNet call serves both halves.
-  context = jnp.concatenate([encode_text(parts, params["text_encoder"], negative_ids),
-                             encode_text(parts, params["text_encoder"], prompt_ids)])
+  context = text_context(parts, params["text_encoder"], prompt_ids, negative)  # [2B, L, D]
   state = scheduler.set_timesteps(scheduler_state, cfg.num_inference_steps, latents.shape)
   latents = latents * state.init_noise_sigma
   guidance_scale = jnp.asarray(guidance_scale, jnp.float32)
@@ -75,25 +97,27 @@ def denoise_and_decode(parts: hf.SDParts, cfg: SamplerConfig, params, prompt_ids
 
 
 def make_sampler(parts: hf.SDParts, cfg: SamplerConfig, mesh=None) -> Callable:
-  """Returns `sample(params, prompt_ids, negative_ids, key, guidance_scale) -> uint8 images`.
+  """Returns `sample(params, prompt_ids, negative, key, guidance_scale) -> uint8 images`.
 
-  prompt_ids/negative_ids: int32 [B, L] with B a multiple of the mesh size; key: a typed PRNG key;
-  guidance_scale: float32 scalar.
+  prompt_ids: int32 [B, L] with B a multiple of the mesh size; negative: int32 ids [B, L]
+  (batch-sharded) or a hidden state [L, D] (replicated), each kept as the caller placed it;
+  key: a typed PRNG key; guidance_scale: float32 scalar.
   """
   mesh = mesh or sharding.make_mesh()
   batch, rep = sharding.batch_sharding(mesh), sharding.replicated(mesh)
 
-  def sample(params, prompt_ids, negative_ids, key, guidance_scale):
+  def sample(params, prompt_ids, negative, key, guidance_scale):
     shape = latent_shape(parts, cfg, prompt_ids.shape[0])
     # Row i's noise comes from fold_in(key, i): an image does not depend on the batch size,
     # on padding rows, or on how many devices share the batch.
     rows = jnp.arange(shape[0])
     latents = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), shape[1:]))(rows)
     latents = jax.lax.with_sharding_constraint(latents, batch)
-    decoded = denoise_and_decode(parts, cfg, params, prompt_ids, negative_ids, latents, guidance_scale)
+    decoded = denoise_and_decode(parts, cfg, params, prompt_ids, negative, latents, guidance_scale)
     return to_uint8_images(decoded, cfg.out_size, cfg.out_channels)
 
-  return jax.jit(sample, in_shardings=(rep, batch, batch, rep, rep), out_shardings=batch)
+  # None: the negative keeps its own placement (ids batch-sharded, a hidden state replicated).
+  return jax.jit(sample, in_shardings=(rep, batch, None, rep, rep), out_shardings=batch)
 
 
 def make_latent_sampler(parts: hf.SDParts, cfg: SamplerConfig, mesh=None) -> Callable:
@@ -102,4 +126,4 @@ def make_latent_sampler(parts: hf.SDParts, cfg: SamplerConfig, mesh=None) -> Cal
   mesh = mesh or sharding.make_mesh()
   batch, rep = sharding.batch_sharding(mesh), sharding.replicated(mesh)
   fn = lambda params, ids, neg, latents, g: denoise_and_decode(parts, cfg, params, ids, neg, latents, g)
-  return jax.jit(fn, in_shardings=(rep, batch, batch, batch, rep), out_shardings=batch)
+  return jax.jit(fn, in_shardings=(rep, batch, None, batch, rep), out_shardings=batch)
