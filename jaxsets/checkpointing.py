@@ -343,7 +343,13 @@ def _abstract(leaf):
   """What Orbax should restore for a template leaf: numpy stays numpy, jax keeps its sharding."""
   if _is_key(leaf):
     shape = jax.eval_shape(jax.random.key_data, leaf)
-    return jax.ShapeDtypeStruct(shape.shape, shape.dtype, sharding=_default_sharding())
+    sharding = getattr(leaf, "sharding", None)
+    if not isinstance(sharding, jax.sharding.NamedSharding) or (
+        jax.process_count() > 1 and sharding.is_fully_addressable):
+      sharding = _default_sharding()
+    # A NamedSharding names the keys' axes, which key_data shares (its extra last axis stays
+    # whole): the raw data comes back where the keys live, e.g. split over the environments.
+    return jax.ShapeDtypeStruct(shape.shape, shape.dtype, sharding=sharding)
   if isinstance(leaf, np.ndarray):
     return leaf
   if isinstance(leaf, (np.generic, bool, int, float)):

@@ -58,9 +58,10 @@ def _abstract_mesh(x):
 def mesh_of(x):
   """The mesh over whose DATA_AXIS the leading axis of `x` can be split (a concrete array or a
   value traced inside jit). None on one device, on a mesh without DATA_AXIS (or of size 1),
-  or when the rows do not divide evenly over it."""
+  inside a shard_map over DATA_AXIS (each device already holds its own whole rows: the
+  environments split over the mesh), or when the rows do not divide evenly over it."""
   mesh = _abstract_mesh(x)
-  if mesh is None or DATA_AXIS not in mesh.axis_names:
+  if mesh is None or DATA_AXIS not in mesh.axis_names or DATA_AXIS in mesh.manual_axes:
     return None
   size = dict(mesh.shape)[DATA_AXIS]
   if size == 1 or not jnp.ndim(x) or jnp.shape(x)[0] % size:

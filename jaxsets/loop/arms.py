@@ -45,6 +45,9 @@ def evaluate_arms(s: RunSetup, state: st.RunState, supports: dict) -> dict:
   keys are shared across arms (so the arms differ only in their support sets)."""
   test = put_on_devices(s.splits.test, s.mesh)
   repeats = int(s.config.loop.eval_repeats)
+  # Each fine-tune's minibatch split over the devices (added in device order, the same bits on
+  # any layout of them over processes), the test set scored where it lies.
+  mesh = s.mesh if s.mesh.size > 1 else None
   out = {}
   for arm in ARMS:
     # One placement for every arm's set (some are made outside jit, some come out of it):
@@ -53,7 +56,7 @@ def evaluate_arms(s: RunSetup, state: st.RunState, supports: dict) -> dict:
     accs, per_class, entropy = [], [], []
     for r in range(repeats):
       clf, _ = finetune(state.baseline, s.real, support, st.stream(state.key, st.EVAL, r),
-                        cfg=s.clf_cfg)
+                        cfg=s.clf_cfg, mesh=mesh)
       m = evaluate(clf, test.images, test.labels, test.mask, chunk=s.clf_cfg.eval_chunk)
       accs.append(float(m.accuracy))
       per_class.append(np.asarray(m.per_class_accuracy))

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from jaxsets import sharding
 from jaxsets.agent import act, act_in_episode, check_finite, plan_update, ppo_update, sample_plan
 from jaxsets.agent.rollout import rollout_action
 from jaxsets.agent import value as agent_value
@@ -48,7 +49,9 @@ def train_step(s: RunSetup, state: st.RunState, history: dict) -> st.RunState:
   T, U, g = s.steps_per_episode, s.update_every, int(state.step)
   episode, t = divmod(g, T)
   agent, env = state.agent, state.env
-  obs = env_ops.observe(env, spec=s.spec)                                       # [E, obs]
+  # Whole on every device: the agent's side (actions, plans, trajectory) stays replicated and
+  # readable on every host, while the environments may lie split over the mesh.
+  obs = sharding.replicate(env_ops.observe(env, spec=s.spec), s.mesh)          # [E, obs]
   keys = jax.random.split(st.stream(state.key, st.ACT, g), s.num_envs)
   chosen, head_mask = state.episode, None
   if s.ppo.episode_decisions:
@@ -68,7 +71,7 @@ def train_step(s: RunSetup, state: st.RunState, history: dict) -> st.RunState:
         lambda o, k: act(agent.params, o, k, network=agent.network))(obs, keys)
   images = generate_images(s, actions, st.stream(state.key, st.GENERATE, g))
   env, reward, finite, metrics = env_ops.step(env, actions, images, state.baseline, s.real, s.val,
-                                              s.clf_cfg, spec=s.spec)
+                                              s.clf_cfg, spec=s.spec, mesh=s.mesh)
   reward = check_finite(reward, finite, where=f"episode {episode}, step {t}")
   chosen = chosen._replace(ret=chosen.ret + reward)
   done = jnp.full((s.num_envs,), t == T - 1)
@@ -95,7 +98,8 @@ def train_step(s: RunSetup, state: st.RunState, history: dict) -> st.RunState:
   if t == T - 1:  # episode over: start the next one (or the roll-out)
     history["episode_reward"].append(float(np.sum(history["step_reward"][-T:])))
     env = st.reset_envs(s, state.baseline, st.stream(state.key, st.RESET, episode + 1), s.num_envs)
-  return state._replace(step=state.step + 1, agent=agent, env=env, traj=traj, episode=chosen)
+  return st.place(s, state._replace(step=state.step + 1, agent=agent, env=env, traj=traj,
+                                    episode=chosen))
 
 
 def rollout_step(s: RunSetup, state: st.RunState, history: dict) -> st.RunState:
@@ -110,11 +114,12 @@ def rollout_step(s: RunSetup, state: st.RunState, history: dict) -> st.RunState:
                                    rollout=s.config.loop.rollout, cfg=s.ppo)
   images = generate_images(s, actions, st.stream(state.key, st.GENERATE, g))
   env, reward, finite, _ = env_ops.step(env, actions, images, state.baseline, s.real, s.val,
-                                        s.clf_cfg, spec=s.spec)
+                                        s.clf_cfg, spec=s.spec, mesh=s.mesh)
   reward = check_finite(reward, finite, where=f"roll-out step {t}")
   history["rollout_reward"].append(float(reward[0]))
-  return state._replace(step=state.step + 1, rollout=env, rollout_memory=memory,
-                        rollout_reward=state.rollout_reward.at[t].set(float(reward[0])))
+  rewards = state.rollout_reward.at[t].set(float(reward[0]))
+  return st.place(s, state._replace(step=state.step + 1, rollout=env, rollout_memory=memory,
+                                    rollout_reward=rewards))
 
 
 def total_steps(s: RunSetup) -> int:

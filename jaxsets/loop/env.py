@@ -5,6 +5,19 @@ copy's support set (label = c1's dataset index), each classifier is fine-tuned o
 its support set and scored on the validation split, and the reward is the change in the
 validation metrics. Shapes never change during a run: the support set is padded to the budget
 with a mask, so the whole run compiles each stage once.
+
+On a mesh of D devices (reset and step take it, static) the E copies use every device one of
+two ways:
+  E a multiple of D  the environment axis is split over the mesh (shard_map): each device
+                     fine-tunes and scores its E / D copies whole, on its own replicated copy of
+                     the real and validation data. No float crosses devices, so each copy's
+                     numbers are those of a 1-device run given the same inputs; the environment
+                     state stays split between steps (`env_shardings`), never gathered.
+  otherwise          (the roll-out's single copy, E = 2 on 4 devices) each fine-tune's minibatch
+                     is split over the devices (finetune(mesh=...)) and the validation set is
+                     scored where it lies; gradients are added in device order, so the result
+                     is the same on any layout of D devices over processes, but not the bits of
+                     1 device.
 """
 from __future__ import annotations
 
@@ -14,7 +27,9 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh, PartitionSpec as P
 
+from jaxsets import sharding
 from jaxsets.agent import ObservationConfig, RewardConfig, make_observation, reward_from_config
 from jaxsets.classifier import (ClassifierConfig, ClassifierState, EvalMetrics, SupportBatch, evaluate,
                                 finetune)
@@ -55,32 +70,70 @@ class EnvState(NamedTuple):
   t: jax.Array
 
 
+def envs_split(num_envs: int, mesh: Mesh | None) -> bool:
+  """Whether E environments lie split over `mesh` (E / D whole copies per device, see above)."""
+  return mesh is not None and mesh.size > 1 and num_envs % mesh.size == 0
+
+
+def env_shardings(env: EnvState, mesh: Mesh) -> EnvState:
+  """Where each leaf of `env` (arrays or shapes) lives between steps: the leading E axis split
+  over `mesh` when `envs_split`, everything replicated otherwise (t always)."""
+  lead = (sharding.batch_sharding(mesh) if envs_split(env.finetune_key.shape[0], mesh)
+          else sharding.replicated(mesh))
+  return jax.tree.map(lambda x: lead if jnp.ndim(x) else sharding.replicated(mesh), env)
+
+
+def _constrain(env: EnvState, mesh: Mesh | None) -> EnvState:
+  """Inside jit: `env` placed as env_shardings says (nothing to say without a mesh)."""
+  if mesh is None or mesh.size == 1:
+    return env
+  return jax.lax.with_sharding_constraint(env, env_shardings(env, mesh))
+
+
 def _fit_and_score(start: ClassifierState, real: DeviceSet, val: DeviceSet, support: SupportBatch,
-                   key, clf_cfg: ClassifierConfig):
-  state, _ = finetune(start, real, support, key, cfg=clf_cfg)
+                   key, clf_cfg: ClassifierConfig, mesh: Mesh | None):
+  state, _ = finetune(start, real, support, key, cfg=clf_cfg, mesh=mesh)
   return state, evaluate(state, val.images, val.labels, val.mask, chunk=clf_cfg.eval_chunk)
 
 
-def _fit_all(spec: EnvSpec, baseline, clf, real, val, support, keys, clf_cfg):
-  """vmap over the E copies; the baseline is shared (in_axes None) unless fine-tunes continue."""
+def _fit_all(spec: EnvSpec, baseline, clf, real, val, support, keys, clf_cfg, mesh):
+  """vmap over the E copies; the baseline is shared (in_axes None) unless fine-tunes continue.
+  Split over the mesh by environment or by minibatch (module docstring)."""
   start, start_axis = (baseline, None) if spec.finetune_from == "baseline" else (clf, 0)
-  return jax.vmap(_fit_and_score, in_axes=(start_axis, None, None, 0, 0, None))(
-      start, real, val, support, keys, clf_cfg)
+  if not envs_split(keys.shape[0], mesh):
+    batch_mesh = mesh if mesh is not None and mesh.size > 1 else None
+    fit = partial(_fit_and_score, mesh=batch_mesh)
+    return jax.vmap(fit, in_axes=(start_axis, None, None, 0, 0, None))(
+        start, real, val, support, keys, clf_cfg)
+
+  def local(start, real, val, support, keys, clf_cfg):     # this device's E / D copies
+    fit = partial(_fit_and_score, mesh=None)
+    return jax.vmap(fit, in_axes=(start_axis, None, None, 0, 0, None))(
+        start, real, val, support, keys, clf_cfg)
+
+  envs, whole = P(sharding.DATA_AXIS), P()
+  # check_vma=False: the scan inside finetune carries parameters that start the same on every
+  # device (the shared baseline) and come out different, which the type check refuses.
+  return jax.shard_map(local, mesh=mesh, check_vma=False,
+                       in_specs=(whole if start_axis is None else envs, whole, whole, envs, envs,
+                                 whole),
+                       out_specs=envs)(start, real, val, support, keys, clf_cfg)
 
 
-@partial(jax.jit, static_argnames=("spec", "num_envs"))
+@partial(jax.jit, static_argnames=("spec", "num_envs", "mesh"))
 def reset(baseline: ClassifierState, real: DeviceSet, val: DeviceSet, key, clf_cfg, *,
-          spec: EnvSpec, num_envs: int) -> EnvState:
-  """E empty support sets; metrics of the baseline recipe fine-tuned on real data alone."""
+          spec: EnvSpec, num_envs: int, mesh: Mesh | None = None) -> EnvState:
+  """E empty support sets; metrics of the baseline recipe fine-tuned on real data alone. With
+  `mesh`, spread over its devices as the module docstring says."""
   image_shape = real.images.shape[1:]
   support = SupportBatch(jnp.zeros((num_envs, spec.budget) + image_shape, jnp.uint8),
                          jnp.zeros((num_envs, spec.budget), jnp.int32),
                          jnp.zeros((num_envs, spec.budget), bool))
   keys = jax.random.split(key, num_envs)
   clf = jax.tree.map(lambda x: jnp.broadcast_to(x, (num_envs,) + x.shape), baseline)
-  clf, metrics = _fit_all(spec, baseline, clf, real, val, support, keys, clf_cfg)
+  clf, metrics = _fit_all(spec, baseline, clf, real, val, support, keys, clf_cfg, mesh)
   actions = jnp.zeros((num_envs, spec.steps_per_episode, 4), jnp.int32)
-  return EnvState(support, actions, metrics, clf, keys, jnp.int32(0))
+  return _constrain(EnvState(support, actions, metrics, clf, keys, jnp.int32(0)), mesh)
 
 
 @partial(jax.jit, static_argnames=("spec",))
@@ -100,20 +153,26 @@ def slot_counts(env: EnvState, *, num_classes: int) -> jax.Array:
   return jnp.sum(hits * taken[None, :, None, None], axis=1)
 
 
-@partial(jax.jit, static_argnames=("spec",))
+@partial(jax.jit, static_argnames=("spec", "mesh"))
 def step(env: EnvState, actions: jax.Array, images: jax.Array, baseline: ClassifierState,
-         real: DeviceSet, val: DeviceSet, clf_cfg, *, spec: EnvSpec):
-  """actions int32 [E, 4]; images uint8 [E, ips, H, W, C] generated for them.
+         real: DeviceSet, val: DeviceSet, clf_cfg, *, spec: EnvSpec, mesh: Mesh | None = None):
+  """actions int32 [E, 4]; images uint8 [E, ips, H, W, C] generated for them. With `mesh`,
+  spread over its devices as the module docstring says.
 
-  Returns (env, reward float32 [E], finite bool [E], metrics after the step)."""
+  Returns (env, reward float32 [E], finite bool [E], metrics after the step); the reward,
+  finite and metrics replicated (small, read on the host), the environments as env_shardings."""
   e, ips = images.shape[:2]
   rows = env.t * ips + jnp.arange(ips)                                          # [ips]
   labels = jnp.broadcast_to(actions[:, 1:2], (e, ips))                          # c1 labels the image
   support = SupportBatch(env.support.images.at[:, rows].set(images),
                          env.support.labels.at[:, rows].set(labels),
                          env.support.mask.at[:, rows].set(True))
-  clf, metrics = _fit_all(spec, baseline, env.clf, real, val, support, env.finetune_key, clf_cfg)
+  clf, metrics = _fit_all(spec, baseline, env.clf, real, val, support, env.finetune_key, clf_cfg,
+                          mesh)
   r, finite = reward_from_config(env.metrics, metrics, spec.reward)
-  env = EnvState(support, env.actions.at[:, env.t].set(actions), metrics, clf, env.finetune_key,
-                 env.t + 1)
+  env = _constrain(EnvState(support, env.actions.at[:, env.t].set(actions), metrics, clf,
+                            env.finetune_key, env.t + 1), mesh)
+  if mesh is not None and mesh.size > 1:  # [E] and [E, n]: a few floats each
+    r, finite, metrics = jax.lax.with_sharding_constraint((r, finite, metrics),
+                                                          sharding.replicated(mesh))
   return env, r, finite, metrics

@@ -39,7 +39,9 @@ def run(config, workdir: str, *, quiet: bool = False) -> dict:
   try:
     key = jax.random.key(int(config.seed))
     # Shapes only: building a real state would run the environment resets (fine-tunes) for nothing.
-    template = jax.eval_shape(lambda k: st.initial_state(s, st.untrained_baseline(s, k), k), key)
+    # With their shardings, so each host restores its own shards where the state lives.
+    template = st.placed_shapes(s, jax.eval_shape(
+        lambda k: st.initial_state(s, st.untrained_baseline(s, k), k), key))
     restored = ckpt.restore_latest(template)
     if restored is None:
       state, history = driver.fresh_state(s, key, quiet=quiet), driver.new_history()
@@ -50,9 +52,10 @@ def run(config, workdir: str, *, quiet: bool = False) -> dict:
                           for k, why in ckpt.skipped)
         print(f"resuming {workdir} from checkpoint step {int(state.step)} of "
               f"{driver.total_steps(s)}{skipped}", file=sys.stderr, flush=True)
-    # One placement for fresh and restored states (replicated over the mesh), so both compile
-    # the same programs and a resumed run is bit-identical to an uninterrupted one.
-    state = sharding.replicate(state, s.mesh)
+    # One placement for fresh and restored states (environments split over the mesh where they
+    # divide over it, the rest replicated), so both compile the same programs and a resumed run
+    # is bit-identical to an uninterrupted one.
+    state = st.place(s, state)
     writer = outputs.MetricWriter(os.path.join(workdir, "tensorboard"), purge_step=int(state.step))
     save = lambda state_, history_: ckpt.save(int(state_.step), state_, history_)
     with checkpointing.PreemptionGuard() as guard:

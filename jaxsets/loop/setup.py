@@ -12,9 +12,10 @@ from jaxsets import data, sharding
 from jaxsets.agent import PPOConfig, RewardConfig
 from jaxsets.agent.rollout import ROLLOUTS
 from jaxsets.classifier import ClassifierConfig
-from jaxsets.data.device import DeviceSet, put_on_devices
+from jaxsets.classifier.baseline import check_batch
+from jaxsets.data.device import DeviceSet, pad_rows, put_on_devices
 from jaxsets.errors import UserError
-from jaxsets.loop.env import EnvSpec
+from jaxsets.loop.env import EnvSpec, envs_split
 from jaxsets.loop.prompts import PromptBook, make_prompt_book
 
 
@@ -191,15 +192,24 @@ def make_setup(config, *, quiet: bool = False) -> RunSetup:
   spec = dataclasses.replace(spec, num_classes=splits.num_classes)
   names = class_names_for(config, splits)
   mesh = sharding.make_mesh()
+  check_batch(clf_cfg, mesh)  # before the generator loads: a minibatch split over the devices
   if config.generator.model == "embedded":
     ensure_embedded(config, quiet=quiet)  # pretrains once where the cache is empty
   generator = load_generator(config, mesh)
   book = make_prompt_book(generator.parts.tokenizer, config.prompts.template,
                           tuple(config.prompts.domains), names, generator.max_length)
   check_dictionary(book)
-  real = put_on_devices(splits.train, mesh)
-  val = put_on_devices(splits.validation, mesh)
+  # Environments split over the devices fine-tune and score whole on each (loop/env.py): then a
+  # copy of the data on every device, placed once, rather than gathered at every step.
+  place = whole_on_every_device if envs_split(ppo.num_envs, mesh) else put_on_devices
+  real, val = place(splits.train, mesh), place(splits.validation, mesh)
   return RunSetup(config, spec, ppo, clf_cfg, splits, real, val, mesh, generator, book)
+
+
+def whole_on_every_device(data, mesh) -> DeviceSet:
+  """`data` padded as put_on_devices pads it, but replicated rather than split over `mesh`."""
+  rows = sharding.padded_batch_size(max(len(data), 1), mesh)
+  return DeviceSet(*sharding.replicate(pad_rows(data.images, data.labels, rows), mesh))
 
 
 def _agent_config(config) -> PPOConfig:

@@ -51,7 +51,32 @@ def reset_envs(s: RunSetup, baseline, key, num_envs: int):
   # The key arrives replicated either way, but as a jit output (GSPMDSharding) on a fresh run and
   # as a NamedSharding after a restore; one placement keeps that from compiling reset again.
   key = sharding.replicate(key, s.mesh)
-  return env_ops.reset(baseline, s.real, s.val, key, s.clf_cfg, spec=s.spec, num_envs=num_envs)
+  return env_ops.reset(baseline, s.real, s.val, key, s.clf_cfg, spec=s.spec, num_envs=num_envs,
+                       mesh=s.mesh)
+
+
+def state_shardings(s: RunSetup, state: RunState) -> RunState:
+  """Where each leaf of `state` (arrays or shapes) lives: the environments as
+  env_ops.env_shardings says (split over the mesh when E is a multiple of its devices),
+  everything else (agent, baseline, trajectory, keys) replicated."""
+  whole = sharding.replicated(s.mesh)
+  places = jax.tree.map(lambda _: whole, state)
+  return places._replace(env=env_ops.env_shardings(state.env, s.mesh),
+                         rollout=env_ops.env_shardings(state.rollout, s.mesh))
+
+
+def place(s: RunSetup, state: RunState) -> RunState:
+  """`state` on the devices as state_shardings says. One placement for a fresh state, a restored
+  one and each step's result, so all compile the same programs (and a resumed run has the bits
+  of an uninterrupted one); a leaf already in place is not copied."""
+  return jax.tree.map(sharding.put, state, state_shardings(s, state))
+
+
+def placed_shapes(s: RunSetup, shapes: RunState) -> RunState:
+  """jax.ShapeDtypeStruct leaves with the shardings of state_shardings: a restore template, so
+  a checkpoint comes back onto the devices where the state lives (every host its own shards)."""
+  return jax.tree.map(lambda x, where: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=where),
+                      shapes, state_shardings(s, shapes))
 
 
 def initial_state(s: RunSetup, baseline: ClassifierState, key) -> RunState:
