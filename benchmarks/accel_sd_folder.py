@@ -1,10 +1,13 @@
 """Stable Diffusion in its Hugging Face hub layout, random weights, for the accelerator benchmark.
 
 The real size is SD 2.1-base (512 px), built by `benchmarks/sd_hub_layout.py --arch sd21base`
-where that command exists; `--tiny` (and a checkout without it) uses the builder here: the same
-layout (model_index.json with PyTorch class names, scheduler/, tokenizer/, text_encoder/
-model.safetensors, unet/ and vae/ diffusion_pytorch_model.safetensors, PyTorch tensor names and
-layouts), written without PyTorch so that CI, which has none, runs the benchmark's code path.
+(CLIP's real tokenizer from the open_clip_torch wheel's BPE file, which benchmarks/device/
+prepare.sh carries). `--tiny` uses the builder here: the same layout (model_index.json with
+PyTorch class names, scheduler/, tokenizer/, text_encoder/model.safetensors, unet/ and vae/
+diffusion_pytorch_model.safetensors, PyTorch tensor names and layouts) with a 2-level UNet and
+a vocabulary of a few hundred words, written without PyTorch or open_clip: it compiles in a
+fraction of sd_hub_layout's tiny 4-level model's time, and CI, which has no PyTorch, runs it.
+The SD 2.1-base configs below build the real size where sd_hub_layout.py is absent.
 
 Shapes come from `jax.eval_shape` of the Flax models' init (no computation); values are drawn on
 the host: kernels and embeddings N(0, 0.02^2), norm scales 1, biases 0. Speed does not depend on

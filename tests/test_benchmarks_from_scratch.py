@@ -38,11 +38,11 @@ def _missing_peer_only(traceback_text: str) -> bool:
   return any(f"No module named '{p}'" in traceback_text for p in PEER_PACKAGES)
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)
 def test_accelerator_benchmark_tiny_runs_every_section_without_tensorflow(tmp_path):
   out, table = tmp_path / "accelerator.json", tmp_path / "accelerator.md"
   proc, tail = _run(["benchmarks/accelerator.py", "--tiny", "--out", str(out), "--markdown",
-                     str(table), "--scratch", str(tmp_path / "scratch")], timeout=880)
+                     str(table), "--scratch", str(tmp_path / "scratch")], timeout=1750)
   result = json.loads(out.read_text())
   sections = result["sections"]
   assert set(sections) == {"build", "sampler_jaxsets", "sampler_torch_pipeline",
@@ -59,9 +59,9 @@ def test_accelerator_benchmark_tiny_runs_every_section_without_tensorflow(tmp_pa
     for side in ("jaxsets", "flax_pipeline") + (("torch_pipeline",) if HAVE_PEERS else ()):
       assert row[side]["images_per_s"] > 0 and row[side]["steady_s"] > 0, (row, side)
     assert row["flops_per_call"] > 0 and row["jaxsets"]["flop_per_s"] > 0
-  batches = [row["batch"] for row in result["summary"]["sampler"]]
-  flops = {row["batch"]: row["flops_per_call"] for row in result["summary"]["sampler"]}
-  assert flops[batches[0]] == pytest.approx(flops[1] * batches[0])  # linear in the batch
+  # The same order as XLA's own count (which has the loop body once, but elementwise work too).
+  flops = sections["sampler_jaxsets"]["flops_at_batch_1"]
+  assert flops["xla_lowered"] is None or flops["jaxpr"] > 0.5 * flops["xla_lowered"]
   rl = result["summary"]["rl_step"]
   assert "--config.agent.num_envs=2" in result["plan"]["overrides"]
   assert rl["jaxsets_step_s"] > 0  # a step of 2 environments is 2 transitions
@@ -78,11 +78,11 @@ def test_accelerator_benchmark_tiny_runs_every_section_without_tensorflow(tmp_pa
   assert "| batch |" in text and "Whole configs/cifar10_sd.py run" in text
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)
 def test_run_py_quick_from_an_empty_scratch_folder(tmp_path):
   out = tmp_path / "results.json"
   proc, tail = _run(["benchmarks/run.py", "--quick", "--tiny", "--random-weights", "--scratch",
-                     str(tmp_path / "scratch"), "--out", str(out)], timeout=880)
+                     str(tmp_path / "scratch"), "--out", str(out)], timeout=1750)
   import report
   import run as bench_run
   result = json.loads(out.read_text())

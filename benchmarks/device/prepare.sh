@@ -19,6 +19,7 @@ PY_ONLY=(  # pure-Python wheels (py3-none-any)
   diffusers==0.39.0 transformers==4.57.6 huggingface_hub==0.36.2 ml-collections==1.1.0
   distrax==0.1.9 tfp-nightly==0.26.0.dev20261027 gast==0.7.0 decorator==5.2.1
   importlib_metadata==8.7.0 stable-baselines3==2.9.2 gymnasium==1.4.0 farama-notifications==0.0.4
+  open_clip_torch==3.3.0  # only its BPE file: sd_hub_layout.py builds CLIP's real tokenizer from it
 )
 COMPILED=(  # built for CPython 3.12 (tokenizers: abi3) on manylinux x86-64
   tokenizers==0.22.2 dm-tree==0.1.10
