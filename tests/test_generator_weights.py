@@ -292,3 +292,31 @@ def test_public_api_takes_revision_and_variant(flax_folder, flax_params, tmp_pat
                                      variant="fp16", num_inference_steps=1)
   half = jax.tree.map(lambda x: np.asarray(x).astype(np.float16), flax_params)
   _assert_same(half, generator.parts.params, ml_dtypes.bfloat16)
+
+
+def test_conversion_holds_one_copy_of_the_weights(pt_folder, flax_params):
+  """numpy memory (tracemalloc) while the UNet loads: its parameters plus a few tensors in flight,
+  never the whole state dict twice (the source is read and freed tensor by tensor)."""
+  import tracemalloc
+  shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), flax_params["unet"])
+  param_bytes = sum(x.nbytes for x in jax.tree.leaves(flax_params["unet"]))
+  path = os.path.join(pt_folder, "unet", "diffusion_pytorch_model.safetensors")
+  tracemalloc.start()
+  try:
+    params = hf_weights.load_params(path, "unet", shapes, jnp.float32)
+    _, peak = tracemalloc.get_traced_memory()
+  finally:
+    tracemalloc.stop()
+  assert peak < 1.5 * param_bytes, (peak, param_bytes)
+  _assert_same(flax_params["unet"], params)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, ml_dtypes.bfloat16, np.float16])
+def test_layout_copy_matches_numpy(dtype):
+  rng = np.random.default_rng(0)
+  for shape, perm in (((37, 70), (1, 0)), ((19, 6, 3, 3), (2, 3, 1, 0)), ((33,), (0,))):
+    source = rng.standard_normal(shape).astype(np.float32)
+    got = np.asarray(hf_weights._to_device(source.transpose(perm), dtype))
+    assert got.dtype == dtype and np.array_equal(got, source.transpose(perm).astype(dtype))
+  ids = np.arange(5, dtype=np.int32)  # integer leaves keep their dtype
+  assert np.asarray(hf_weights._to_device(ids, dtype)).dtype == np.int32
