@@ -62,8 +62,6 @@ class _NoTensorFlow:
     raise ModuleNotFoundError(module.__name__)
 
 
-sys.meta_path.insert(0, _NoTensorFlow())
-
 # name -> (module, function, packages it needs, share of the time limit, jax may use the accelerator)
 SECTIONS = {
     "sampler_jaxsets": ("accel_sampler", "jaxsets_sampler", (), 130, True),
@@ -195,6 +193,8 @@ def _run_section(section: str, plan_path: str, scratch: str, timeout: float) -> 
 
 def main(argv=None) -> int:
   argv = sys.argv[1:] if argv is None else argv
+  if not any(isinstance(f, _NoTensorFlow) for f in sys.meta_path):
+    sys.meta_path.insert(0, _NoTensorFlow())
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out", help="where to write the JSON results")
   parser.add_argument("--markdown", default="", help="also write the tables as markdown here")

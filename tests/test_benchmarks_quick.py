@@ -182,3 +182,57 @@ def test_sb3_peer_runs_one_update_at_jaxsets_sizes():
   peer.update()
   assert peer.model.batch_size == 4
   assert list(peer.model.action_space.nvec) == [2, 3, 3, 3]
+
+
+def test_jaxpr_flops_multiply_loops_out_and_count_convolutions():
+  import jax
+  import jax.numpy as jnp
+
+  from accel_flops import program_flops
+  a, w = jnp.ones((8, 16)), jnp.ones((16, 16))
+  # 5 trips of an [8, 16] x [16, 16] product: 5 * 2 * 8 * 16 * 16 FLOPs (XLA counts one trip).
+  assert program_flops(lambda a, w: jax.lax.fori_loop(0, 5, lambda i, x: jnp.tanh(x @ w), a),
+                       a, w) == 5 * 2 * 8 * 16 * 16
+  # A 3x3 convolution 3 -> 4 channels over [2, 3, 10, 10], SAME: 2 * (2*4*10*10) outputs * 27.
+  x, k = jnp.ones((2, 3, 10, 10)), jnp.ones((4, 3, 3, 3))
+  assert program_flops(lambda x, k: jax.lax.conv(x, k, (1, 1), "SAME"), x, k) == 2 * 800 * 27
+  # A cond counts its costlier branch.
+  both = lambda a, w: jax.lax.cond(a.sum() > 0, lambda: a @ w @ w, lambda: a @ w)
+  assert program_flops(both, a, w) == 2 * 2 * 8 * 16 * 16
+
+
+def test_bf16_peak_is_looked_up_by_device_kind():
+  from accel_flops import bf16_peak
+  assert bf16_peak("NVIDIA H100 80GB HBM3")["flop_per_s"] == 989.4e12
+  assert bf16_peak("NVIDIA H100 PCIe")["flop_per_s"] == 756e12  # not the SXM figure
+  assert bf16_peak("cpu") is None
+
+
+def test_accelerator_summary_speedups_and_run_estimate():
+  from accel_report import finish, markdown
+  config = os.path.join(os.path.dirname(__file__), "..", "configs", "cifar10_sd.py")
+  side = lambda ips, batch: {"steady_s": batch / ips, "images_per_s": ips, "compile_s": 30.0}
+  result = {
+      "tiny": False, "command": "python benchmarks/accelerator.py --out x.json",
+      "machine": {"date": "d", "cpu_count": 16, "versions": {"jax": "0"},
+                  "gpus": [{"name": "NVIDIA H100 80GB HBM3", "driver": "1", "memory": "80 GB"}]},
+      "plan": {"batches": [40], "config": config},
+      "sections": {
+          "sampler_jaxsets": {"status": "ok", "device": "NVIDIA H100 80GB HBM3",
+                              "batches": {"40": {**side(20.0, 40), "flops": {"jaxpr": 4e14}}}},
+          "sampler_torch_pipeline": {"status": "ok", "batches": {"40": side(10.0, 40)}},
+          "sampler_flax_pipeline": {"status": "timed_out", "error": "stopped"},
+          "rl_step_jaxsets": {"status": "ok", "steady_s": 4.0, "transitions_per_step": 4,
+                              "baseline": {"per_step_s": 0.01}},
+          "rl_step_authors": {"status": "ok", "steady_s": 6.0, "transitions_per_step": 1}}}
+  finish(result)
+  row = result["summary"]["sampler"][0]
+  assert row["speedup_vs_torch_pipeline"] == 2.0 and "flax_pipeline" not in row
+  # 4e14 FLOPs in 2 s = 2e14 FLOP/s: 20% of the H100's 989.4 TFLOP/s data-sheet peak.
+  assert row["jaxsets"]["fraction_of_bf16_peak"] == pytest.approx(2e14 / 989.4e12)
+  assert result["summary"]["rl_step"]["speedup_per_transition"] == 6.0  # 6 s vs 4 s / 4 envs
+  est = result["summary"]["run_estimate"]
+  # 16 episodes x 40 steps + a 40-step roll-out at 4 s, + 20,000 baseline steps at 10 ms.
+  assert est["total_s"] == pytest.approx((16 * 40 + 40) * 4.0 + 20000 * 0.01)
+  text = markdown(result)
+  assert "**2.00x**" in text and "sampler_flax_pipeline: timed_out" in text
