@@ -67,7 +67,8 @@ def jaxpr_flops(jaxpr) -> float:
   jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
   total = 0.0
   for eqn in jaxpr.eqns:
-    inner = [f for k, v in eqn.params.items() if k != "branches" for f in map(jaxpr_flops, _sub_jaxprs(v))]
+    inner = [jaxpr_flops(j) for k, v in eqn.params.items() if k != "branches"
+             for j in _sub_jaxprs(v)]
     if eqn.primitive.name == "cond":
       total += max((jaxpr_flops(b) for b in _sub_jaxprs(eqn.params["branches"])), default=0.0)
     elif inner:

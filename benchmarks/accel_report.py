@@ -168,5 +168,6 @@ def markdown(result: dict) -> str:
   for name, part in result["sections"].items():
     if part.get("status") != "ok":
       reason = part.get("skipped") or (part.get("error") or "").strip().splitlines()[-1:]
-      lines.append(f"- {name}: {part.get('status')}: {reason if isinstance(reason, str) else ''.join(reason)}")
+      reason = reason if isinstance(reason, str) else "".join(reason)
+      lines.append(f"- {name}: {part.get('status')}: {reason}")
   return "\n".join(lines) + "\n"

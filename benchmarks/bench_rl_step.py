@@ -86,7 +86,7 @@ def _authors(ctx, s, *, structure: str, update_every: int, torch_settings: dict)
 
 def run(ctx) -> list[dict]:
   from peers.authors_loop import STRUCTURES
-  update_every = 4 if ctx.quick else 10  # divides the 40-step episode
+  update_every = 2 if ctx.tiny else 4 if ctx.quick else 10  # divides the episode (40, --tiny 4)
   s, ours = _setup_jaxsets(ctx, update_every)
   settings = dict(ctx.shared.get("torch_settings") or {"threads": 1, "memory_format": "contiguous"})
   sides = {"jaxsets": (ours, None)}
