@@ -34,6 +34,18 @@ def _timings(call, repeats: int) -> dict:
           "all_s": times[1:]}
 
 
+def _each_batch(plan: dict, part, measure_batch) -> None:
+  """part["batches"][b] = measure_batch(b) for each batch, largest first; a batch that fails
+  (out of device memory, say) records its error and the smaller ones still run."""
+  part["batches"] = {}
+  for batch in plan["batches"]:
+    try:
+      part["batches"][str(batch)] = measure_batch(batch)
+    except Exception as e:  # noqa: BLE001  (recorded in the JSON, with the others' figures)
+      part["batches"][str(batch)] = {"error": f"{type(e).__name__}: {str(e)[:2000]}"}
+    part.save()
+
+
 def jaxsets_sampler(plan: dict, part) -> None:
   import jax
 
@@ -46,21 +58,23 @@ def jaxsets_sampler(plan: dict, part) -> None:
                                dtype=plan["dtype"], scheduler="dpm_solver",
                                num_inference_steps=plan["steps"], guidance_scale=plan["guidance"])
   part["load_s"] = time.perf_counter() - start
-  part["batches"] = {}
   key = jax.random.key(0)
   # FLOPs from the program itself (accel_flops), traced once at batch 1 (every part of the
   # sampler is linear in the batch), right after the first batch's timing: a trace, not a
   # compile, so the utilisation survives a section cut short before its last batch.
   sample, one_prompt = (lambda x, k: gen.generate_ids(x, k)), gen.tokenize([PROMPT])
-  for n, batch in enumerate(plan["batches"]):
+
+  def measure_batch(batch):
     ids = gen.tokenize([PROMPT] * batch)
     t = _timings(lambda i: np.asarray(gen.generate_ids(ids, jax.random.fold_in(key, i))),
                  plan["repeats"])
-    part["batches"][str(batch)] = {**t, "images_per_s": batch / t["steady_s"], **_jax_memory()}
-    if n == 0:
+    out = {**t, "images_per_s": batch / t["steady_s"], **_jax_memory()}
+    if "flops_at_batch_1" not in part:
       part["flops_at_batch_1"] = {"jaxpr": program_flops(sample, one_prompt, key)}
-    part["batches"][str(batch)]["flops"] = {"jaxpr": part["flops_at_batch_1"]["jaxpr"] * batch}
-    part.save()
+    return {**out, "flops": {"jaxpr": part["flops_at_batch_1"]["jaxpr"] * batch}}
+
+  _each_batch(plan, part, measure_batch)
+  part.setdefault("flops_at_batch_1", {"jaxpr": program_flops(sample, one_prompt, key)})
   part["flops_at_batch_1"]["xla_lowered"] = xla_lowered_flops(sample, one_prompt, key)
   part.save()
 
@@ -102,11 +116,10 @@ def flax_pipeline(plan: dict, part) -> None:
                         {**params, "scheduler": scheduler_state})
   shard = lambda x: x.reshape((devices, -1) + x.shape[1:])
   part["load_s"] = time.perf_counter() - start
-  part["batches"] = {}
-  for batch in plan["batches"]:
+
+  def measure_batch(batch):
     if batch % devices:
-      part["batches"][str(batch)] = {"skipped": f"batch {batch} does not split over {devices} devices"}
-      continue
+      return {"skipped": f"batch {batch} does not split over {devices} devices"}
     ids = shard(pipe.prepare_inputs([PROMPT] * batch))             # [devices, B / devices, L]
 
     def call(i):
@@ -116,8 +129,9 @@ def flax_pipeline(plan: dict, part) -> None:
                   jit=True).images                                 # numpy on the host
 
     t = _timings(call, plan["repeats"])
-    part["batches"][str(batch)] = {**t, "images_per_s": batch / t["steady_s"], **_jax_memory()}
-    part.save()
+    return {**t, "images_per_s": batch / t["steady_s"], **_jax_memory()}
+
+  _each_batch(plan, part, measure_batch)
 
 
 def torch_pipeline(plan: dict, part) -> None:
@@ -154,11 +168,13 @@ def torch_pipeline(plan: dict, part) -> None:
   best = min(trials, key=trials.get)
   peer.set_memory_format(best)
   part["settings"].update(memory_format=best, memory_format_trials_s=trials)
-  part["batches"] = {}
-  for batch in plan["batches"]:
+
+  def measure_batch(batch):
     if device == "cuda":
+      torch.cuda.empty_cache()  # after an out-of-memory batch, the next starts clean
       torch.cuda.reset_peak_memory_stats()
     t = _timings(lambda i: call(batch, i), plan["repeats"])
     memory = {"peak_bytes_in_use": torch.cuda.max_memory_allocated()} if device == "cuda" else {}
-    part["batches"][str(batch)] = {**t, "images_per_s": batch / t["steady_s"], **memory}
-    part.save()
+    return {**t, "images_per_s": batch / t["steady_s"], **memory}
+
+  _each_batch(plan, part, measure_batch)
