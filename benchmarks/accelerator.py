@@ -228,6 +228,8 @@ def main(argv=None) -> int:
   atomic.write_json(plan_path, plan)
   result = {"machine": machine_info(), "command": "python benchmarks/accelerator.py " + " ".join(argv),
             "tiny": args.tiny, "time_limit_s": limit, "plan": plan, "sections": {}}
+  if os.environ.get("JAXSETS_ACCEL_COMMAND"):  # benchmarks/device/run_accelerator.sh's own line
+    result["device_command"] = os.environ["JAXSETS_ACCEL_COMMAND"]
 
   def save():  # after every section: a run stopped from outside keeps what it measured
     result["wall_s"] = time.time() - start

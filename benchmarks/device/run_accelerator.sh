@@ -29,6 +29,7 @@ LOG="$OUT/accelerator.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
 export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export USE_TF=0 TF_CPP_MIN_LOG_LEVEL=2 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+export JAXSETS_ACCEL_COMMAND="bash benchmarks/device/run_accelerator.sh $*"
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 || echo "no nvidia-smi"
   "$PYTHON" - <<'PY'
