@@ -106,6 +106,7 @@ def test_negative_prompt_is_encoded_once_and_gives_the_same_bits(parts, monkeypa
   assert np.any(new_negative != once[0])
   np.testing.assert_array_equal(new_negative, np.asarray(
       gen.generate_ids(ids, key, negative_ids=gen.tokenize([""] * 4))))
+  assert gen._sample._cache_size() == 2   # hidden-state and ids paths; a new negative reuses one
 
 
 def test_four_devices_equal_one(parts):
