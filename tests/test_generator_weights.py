@@ -178,7 +178,8 @@ def test_pytorch_bin_files(pt_folder, flax_params, tmp_path):
   _write_bins(folder)
   params = hf.load_parts(folder).params
   _assert_same({k: flax_params[k] for k in ("unet", "vae")}, {k: params[k] for k in ("unet", "vae")})
-  as_bf16 = jax.tree.map(lambda x: np.asarray(x).astype(ml_dtypes.bfloat16), flax_params["text_encoder"])
+  as_bf16 = jax.tree.map(lambda x: np.asarray(x).astype(ml_dtypes.bfloat16),
+                         flax_params["text_encoder"])
   _assert_same(as_bf16, params["text_encoder"], np.float32)
 
 
@@ -225,7 +226,7 @@ def test_hub_patterns_cover_every_weight_file():
   names = ["text_encoder/model.safetensors", "text_encoder/pytorch_model.bin",
            "text_encoder/flax_model.msgpack", "unet/diffusion_pytorch_model.fp16.safetensors",
            "unet/diffusion_pytorch_model-00002-of-00003.safetensors", "vae/diffusion_pytorch_model.bin"]
-  patterns = {kind: [p for stage in hf_weights.hub_patterns(kind) + hf_weights.hub_patterns(kind, "fp16")
+  patterns = {kind: [p for variant in ("", "fp16") for stage in hf_weights.hub_patterns(kind, variant)
                      for p in stage] for kind in hf_weights.COMPONENTS}
   for name in names:
     assert any(fnmatch.fnmatch(name, p) for p in patterns[name.split("/")[0]]), name

@@ -149,8 +149,8 @@ def resolve_model_folder(model: str, *, revision: str = "", variant: str = "") -
     folder, missing = None, list(COMPONENTS)
     for stage in range(max(len(s) for s in stages.values())):
       patterns = [p for kind in missing if stage < len(stages[kind]) for p in stages[kind][stage]]
-      folder = huggingface_hub.snapshot_download(model, revision=revision or None,
-                                                 allow_patterns=(base if stage == 0 else []) + patterns)
+      folder = huggingface_hub.snapshot_download(
+          model, revision=revision or None, allow_patterns=(base if stage == 0 else []) + patterns)
       missing = [kind for kind in missing if not _has_weights(folder, kind, variant)]
       if not missing:
         break

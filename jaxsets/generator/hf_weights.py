@@ -129,8 +129,8 @@ def _read_torch_pickle(path: str) -> Iterator[tuple[str, np.ndarray]]:
     import torch
   except ImportError as e:
     raise UserError(f"{path} is a pickled PyTorch checkpoint (.bin), which needs PyTorch to read: "
-                    "`pip install torch` (the CPU build is enough), or convert it to "
-                    "safetensors once where torch is installed (`safetensors.torch.save_file`).") from e
+                    "`pip install torch` (the CPU build is enough), or convert it to safetensors "
+                    "once where torch is installed (`safetensors.torch.save_file`).") from e
   try:  # memory-mapped, so only the tensor being converted is read in
     state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
   except RuntimeError:  # the legacy (pre-zip) format cannot be mapped
@@ -158,6 +158,10 @@ def load_params(path: str, kind: str, shapes, dtype) -> dict:
     indexed = kind != "text_encoder"
     tensors = (_flax_key(name, array, target, indexed) for name, array in read_tensors(path)
                if not name.endswith(_BUFFERS))
+  # Only our safetensors reader's buffers may become parameters as they are: a msgpack leaf is a
+  # view into the whole file's bytes, a .bin tensor into torch's storage, and aliasing either
+  # would keep all of it alive.
+  may_alias = path.endswith((".safetensors", ".safetensors.index.json"))
   flat, unexpected, wrong = {}, [], {}
   # Reading (this thread) overlaps the transposes (the pool; numpy copies release the GIL); at
   # most _IN_FLIGHT tensors wait, which bounds the memory held beyond the parameters.
@@ -170,7 +174,7 @@ def load_params(path: str, kind: str, shapes, dtype) -> dict:
         wrong[key] = (f"shape of {'/'.join(key)}: config says {tuple(target[key].shape)}, weights "
                       f"have {tuple(array.shape)}")
       else:
-        pending.append((key, pool.submit(_to_device, array, dtype)))
+        pending.append((key, pool.submit(_to_device, array, dtype, may_alias)))
       del array
       while len(pending) > _IN_FLIGHT or pending and pending[0][1].done():
         done_key, future = pending.popleft()
@@ -187,17 +191,18 @@ def load_params(path: str, kind: str, shapes, dtype) -> dict:
   return traverse_util.unflatten_dict(flat)
 
 
-def _to_device(array: np.ndarray, dtype) -> jax.Array:
+def _to_device(array: np.ndarray, dtype, may_alias: bool = False) -> jax.Array:
   """`array` (often a transposed view) as a C-ordered device array, floating leaves in `dtype`.
 
   At most one copy: a 64-byte-aligned host buffer is taken by the CPU backend without copying,
-  so an aligned tensor already in its dtype and layout is used as read. A transposed view is
-  copied in slabs of its last axis (the source's rows): numpy's plain `a.T` copy strides through
-  memory and ran 5x slower on a [4096, 1024] kernel.
+  so with `may_alias` (a buffer nothing else holds) an aligned tensor already in its dtype and
+  layout is used as read. A transposed view is copied in slabs of its last axis (the source's
+  rows): numpy's plain `a.T` copy strides through memory and ran 5x slower on a [4096, 1024] kernel.
   """
   floating = np.issubdtype(array.dtype, np.floating) or array.dtype == ml_dtypes.bfloat16
   target = np.dtype(dtype) if floating else array.dtype
-  if array.dtype == target and array.flags.c_contiguous and array.ctypes.data % _ALIGN == 0:
+  if (may_alias and array.dtype == target and array.flags.c_contiguous
+      and array.ctypes.data % _ALIGN == 0):
     return jax.device_put(array)
   out = aligned_empty(array.shape, target)
   if array.flags.c_contiguous or array.ndim < 2:
