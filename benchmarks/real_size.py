@@ -40,6 +40,11 @@ def peak_rss_gb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB
 
 
+def _progress(stage: str) -> None:
+  """To stderr, so that a child killed for memory still says how far it got and at what peak."""
+  print(f"[real_size] {stage}: peak RSS {peak_rss_gb():.2f} GB", file=sys.stderr, flush=True)
+
+
 def child_read(folder: str, args) -> dict:
   import safetensors.numpy
   for name in COMPONENT_FILES:  # warm the page cache
@@ -78,12 +83,14 @@ def child_jaxsets(folder: str, args) -> dict:
   gen = jaxsets.load_generator(folder, image_size=native, dtype=args.dtype, scheduler="ddim",
                                num_inference_steps=args.steps, guidance_scale=7.5)
   load_s, load_peak = time.perf_counter() - start, peak_rss_gb()
+  _progress(f"loaded in {load_s:.1f} s")
   parts, params = gen.parts, gen.parts.params
   param_bytes = sum(x.nbytes for x in jax.tree.leaves(params))
   scheduler, _ = hf.make_scheduler(gen.cfg.scheduler, parts.scheduler_config)
   start = time.perf_counter()
   image = gen.generate([PROMPT], jax.random.key(0))
   sample_s = time.perf_counter() - start
+  _progress(f"sampled in {sample_s:.1f} s")
   inputs, dtype = forward_inputs(folder, args), jax.tree.leaves(params["unet"])[0].dtype
   ids = gen.tokenize([PROMPT])
   text = jax.jit(lambda p, i: encode_text(parts, p, i))(params["text_encoder"], ids)
@@ -151,7 +158,9 @@ def run_child(name: str, folder: str, args) -> dict:
   start = time.perf_counter()
   proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=_TIMEOUT_S)
   if proc.returncode != 0 or not os.path.exists(result):
+    progress = [line for line in proc.stderr.splitlines() if line.startswith("[real_size]")]
     return {"error": proc.stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"],
+            "exit": proc.returncode, "progress": progress,
             "stderr_tail": proc.stderr[-3000:]}
   with open(result) as f:
     return {**json.load(f), "process_s": time.perf_counter() - start}
@@ -173,7 +182,8 @@ def measure(args) -> dict:
          "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
          "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                      "processor": platform.processor(), "python": platform.python_version()},
-         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "code": _code_state()}
+         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "code": _code_state(),
+         "load_average_at_start": os.getloadavg()}
   out["read"] = run_child("read", folder, args)
   out["jaxsets"] = run_child("jaxsets", folder, args)
   import importlib.util
@@ -183,6 +193,7 @@ def measure(args) -> dict:
     out["torch"] = {"skipped": "torch is not installed (pip install -e '.[bench]')"}
   else:
     out["torch"] = run_child("torch", folder, args)
+  out["load_average_at_end"] = os.getloadavg()  # other work on the machine slows every figure
   r, j = out["read"], out["jaxsets"]
   if "error" not in r and "error" not in j:
     out["load_over_read"] = j["load_s"] / r["read_s"]
@@ -218,9 +229,32 @@ def table(out: dict) -> str:
   return "\n".join(rows)
 
 
+def markdown(outs: list[dict]) -> str:
+  """One row per JSON: the README's table."""
+  head = ("| arch | dtype | read s | load s | load/read | peak after load GiB | params GiB | peak/params "
+          "| peak overall GiB | sample s (2 steps) | prediction | text / UNet / VAE max abs diff (std) "
+          "| load avg |\n|" + "---|" * 13)
+  rows = [head]
+  for o in outs:
+    r, j, t = o["read"], o["jaxsets"], o["torch"]
+    if "error" in j:
+      rows.append(f"| {o['arch']} | {o['dtype']} | {r.get('read_s', 0):.1f} | failed: {j['error']} "
+                  f"{j.get('progress', '')} |" + " |" * 9)
+      continue
+    diffs = " / ".join(f"{t[k]['max_abs_diff']:.1e} ({t[k]['torch_output_std']:.2f})"
+                       for k in ("text", "unet", "vae")) if "text" in t else t.get("skipped", "")
+    rows.append(
+        f"| {o['arch']} | {o['dtype']} | {r['read_s']:.1f} | {j['load_s']:.1f} | {o['load_over_read']:.1f}x "
+        f"| {j['peak_rss_after_load_gb']:.2f} | {j['param_bytes'] / 2**30:.2f} "
+        f"| {o['load_peak_over_params']:.2f}x | {j['peak_rss_gb']:.2f} | {j['sample_s_first_call']:.0f} "
+        f"| {j['prediction_type_in_sampler']} | {diffs} "
+        f"| {o['load_average_at_start'][0]:.0f}-{o['load_average_at_end'][0]:.0f} |")
+  return "\n".join(rows)
+
+
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--arch", required=True, choices=sorted(sd_hub_layout.ARCHS))
+  parser.add_argument("--arch", choices=sorted(sd_hub_layout.ARCHS))
   parser.add_argument("--out", help="the JSON to write")
   parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
   parser.add_argument("--scratch", default="/tmp/jaxsets_real_size")
@@ -231,7 +265,15 @@ def main(argv=None) -> None:
   parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
   parser.add_argument("--folder", help=argparse.SUPPRESS)
   parser.add_argument("--result", help=argparse.SUPPRESS)
+  parser.add_argument("--markdown", nargs="+", metavar="JSON", help="print these results as a table")
   args = parser.parse_args(argv)
+  if args.markdown:
+    outs = []
+    for path in args.markdown:
+      with open(path) as f:
+        outs.append(json.load(f))
+    print(markdown(outs))
+    return
   os.makedirs(args.scratch, exist_ok=True)
   args.tag = f"{args.arch}{'_tiny' if args.tiny else ''}_{args.dtype}"
   if args.child:
@@ -239,8 +281,8 @@ def main(argv=None) -> None:
     with open(args.result, "w") as f:
       json.dump(result, f)
     return
-  if not args.out:
-    parser.error("--out is required")
+  if not args.out or not args.arch:
+    parser.error("--arch and --out are required")
   out = measure(args)
   tmp = args.out + ".tmp"
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
