@@ -82,12 +82,12 @@ def make_plan(tiny: bool, scratch: str) -> dict:
             "config": os.path.join(HERE, "..", "configs", "cifar10_sd.py")}
   if not tiny:
     return {**common, "size": 512, "steps": 25, "guidance": 7.5, "dtype": "bfloat16",
-            "batches": [40, 1, 8], "repeats": 2, "sd_size": 512, "baseline_probe_steps": 100,
+            "batches": [40, 1, 8], "repeats": 2, "sd_size": 512,
             "data_sizes": {"train_per_class": 100, "val_per_class": 500, "test_per_class": 10,
                            "size": 32},
             "overrides": []}
   return {**common, "size": 16, "steps": 2, "guidance": 7.5, "dtype": "float32",
-          "batches": [2, 1], "repeats": 1, "sd_size": 16, "baseline_probe_steps": 2,
+          "batches": [2, 1], "repeats": 1, "sd_size": 16,
           "data_sizes": {"train_per_class": 4, "val_per_class": 2, "test_per_class": 2, "size": 8},
           "overrides": ["--config.data.image_size=8", "--config.classifier.model=small_cnn",
                         "--config.classifier.batch_size=8", "--config.classifier.finetune_steps=2",
