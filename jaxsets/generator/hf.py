@@ -230,8 +230,7 @@ def load_parts(model: str, dtype=jnp.float32, max_prompt_length: int = 0, *, rev
       FlaxAutoencoderKL.load_config(os.path.join(folder, "vae")), dtype=dtype)
   key = jax.random.PRNGKey(0)
   shapes = {  # traced, never run: no random weights are made only to be replaced
-      "text_encoder": jax.eval_shape(
-          lambda k: text.init_weights(k, (1, text_config.max_position_embeddings)), key),
+      "text_encoder": text.params_shape_tree,  # transformers traced it when `text` was built
       "unet": jax.eval_shape(unet.init_weights, key),
       "vae": jax.eval_shape(vae.init_weights, key),
   }
