@@ -165,6 +165,8 @@ def markdown(result: dict) -> str:
               f"(baseline {est['baseline_steps']} steps {est['baseline_s']:.0f} s + "
               f"{est['train_steps'] + est['rollout_steps']} steps x {est['step_s']:.2f} s; "
               f"without {est['left_out']})."]
+  not_ok = [name for name, part in result["sections"].items() if part.get("status") != "ok"]
+  lines += [""] if not_ok else []
   for name, part in result["sections"].items():
     if part.get("status") != "ok":
       reason = part.get("skipped") or (part.get("error") or "").strip().splitlines()[-1:]
