@@ -32,7 +32,8 @@ def ppo_trajectory(obs_dim: int, T: int, E: int):
 
 def run_stages(config, workdir: str):
   """({name: numpy array}, the checkpointed state) from data placement, generation, a
-  fine-tune, an evaluation, PPO updates and a checkpoint save (all processes take part)."""
+  fine-tune, an evaluation, PPO updates, environments split over the devices and a checkpoint
+  save (all processes take part)."""
   from jaxsets import checkpointing, outputs, sharding
   from jaxsets.agent import init_agent, observation_size, ppo_update
   from jaxsets.classifier import SupportBatch, evaluate, finetune, init_state
@@ -82,9 +83,21 @@ def run_stages(config, workdir: str):
                 for i, x in enumerate(jax.tree.leaves(agent.params))})
     out[f"{name}/loss"] = sharding.to_host(ppo_metrics["loss"])
 
+  # 4 environments reset on the 4 devices of both hosts, one whole environment per device (as a
+  # run with agent.num_envs=4 holds them): each host fine-tunes and scores its own two.
+  from jaxsets.loop import env as env_ops
+  from jaxsets.loop.setup import whole_on_every_device
+  real, val = (whole_on_every_device(x, s.mesh) for x in (s.splits.train, s.splits.validation))
+  env = env_ops.reset(clf, real, val, sharding.replicate(jax.random.fold_in(key, 6), s.mesh),
+                      s.clf_cfg, spec=s.spec, num_envs=4, mesh=s.mesh)
+  split = jax.sharding.PartitionSpec(sharding.DATA_AXIS)
+  assert all(x.sharding.spec == split for x in jax.tree.leaves(env._replace(t=None)))
+  env_data = env._replace(finetune_key=jax.random.key_data(env.finetune_key))
+  out.update({f"env/{i}": sharding.to_host(x) for i, x in enumerate(jax.tree.leaves(env_data))})
+
   # A checkpoint written the multi-host way (every process saves its shards; Orbax's primary
   # host writes the metadata), to be restored by the test in a single process.
-  state = {"clf": clf.params, "agent": agent.params, "key": key, "generated": images}
+  state = {"clf": clf.params, "agent": agent.params, "key": key, "generated": images, "env": env}
   with checkpointing.Checkpointer(workdir, config.to_dict()) as ckpt:
     ckpt.save(1, state, {"note": "multihost"})
   outputs.write_results(workdir, {"ppo_loss": float(ppo_metrics["loss"]),

@@ -25,6 +25,7 @@ import pytest
 import multihost_stages
 from jaxsets import config_loading
 from jaxsets.checkpointing import Checkpointer
+from jaxsets.sharding import DATA_AXIS
 from smoke_runs import Background, outputs_of
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -132,6 +133,9 @@ def test_checkpoint_of_two_processes_restores_in_one(two_processes, one_process)
   assert not [n for n in os.listdir(workdir) if n.endswith(".tmp")]
   config, (_, state_one) = one_process
   template = jax.eval_shape(lambda: state_one)  # same code, so the same tree and leaf names
+  # The environments come back split over the 4 devices, as run.py's template asks.
+  template["env"] = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state_one["env"])
   with Checkpointer(workdir, config.to_dict()) as ckpt:
     step, state, meta = ckpt.restore_latest(template)
   assert step == 1 and meta == {"note": "multihost"} and ckpt.skipped == []
@@ -140,3 +144,7 @@ def test_checkpoint_of_two_processes_restores_in_one(two_processes, one_process)
     np.testing.assert_array_equal(np.asarray(leaf), two[f"clf/{i}"])
   np.testing.assert_array_equal(jax.random.key_data(state["key"]),
                                 jax.random.key_data(jax.random.key(0)))
+  env = state["env"]._replace(finetune_key=jax.random.key_data(state["env"].finetune_key))
+  for i, leaf in enumerate(jax.tree.leaves(env)):
+    assert leaf.ndim == 0 or leaf.sharding.spec[0] == DATA_AXIS
+    np.testing.assert_array_equal(np.asarray(leaf), two[f"env/{i}"])
