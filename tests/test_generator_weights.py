@@ -321,3 +321,33 @@ def test_layout_copy_matches_numpy(dtype):
     assert got.dtype == dtype and np.array_equal(got, source.transpose(perm).astype(dtype))
   ids = np.arange(5, dtype=np.int32)  # integer leaves keep their dtype
   assert np.asarray(hf_weights._to_device(ids, dtype)).dtype == np.int32
+
+
+def test_hub_download_fetches_one_weights_file_per_component(flax_folder, pt_folder, tmp_path,
+                                                             monkeypatch):
+  """Online, snapshot_download is asked only for what loading reads: the Flax files where the
+  repository has them, else the PyTorch ones (a stand-in Hub serves a folder by allow_patterns)."""
+  import fnmatch
+
+  import huggingface_hub
+  repo = _copy(pt_folder, tmp_path, "repo")  # PyTorch files for all, plus Flax for the UNet
+  shutil.copy(os.path.join(flax_folder, "unet", "diffusion_flax_model.msgpack"),
+              os.path.join(repo, "unet"))
+  fetched, calls = str(tmp_path / "fetched"), []
+
+  def snapshot_download(model, revision=None, allow_patterns=()):
+    calls.append((model, revision))
+    for root, _, files in os.walk(repo):
+      for name in files:
+        rel = os.path.relpath(os.path.join(root, name), repo)
+        if any(fnmatch.fnmatch(rel, p) for p in allow_patterns):
+          os.makedirs(os.path.dirname(os.path.join(fetched, rel)), exist_ok=True)
+          shutil.copy(os.path.join(root, name), os.path.join(fetched, rel))
+    return fetched
+  monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+  hf.load_parts("org/tiny-sd", revision="v1")
+  got = sorted(os.path.relpath(os.path.join(r, f), fetched) for r, _, fs in os.walk(fetched)
+               for f in fs if f.endswith((".msgpack", ".safetensors", ".bin")))
+  assert got == ["text_encoder/model.safetensors", "unet/diffusion_flax_model.msgpack",
+                 "vae/diffusion_pytorch_model.safetensors"]
+  assert calls == [("org/tiny-sd", "v1")] * 2  # Flax for all three, then PyTorch for the two
