@@ -10,14 +10,16 @@ import pytest
 from jax.sharding import PartitionSpec as P
 from sklearn.datasets import load_digits
 
-from jaxsets import sharding
+import jaxsets.generator
+from jaxsets import config_loading, sharding
 from jaxsets.agent import ObservationConfig, RewardConfig
 from jaxsets.checkpointing import Checkpointer
 from jaxsets.classifier import ClassifierConfig, init_state
 from jaxsets.data.device import put_on_devices
 from jaxsets.data.types import ImageSet
+from jaxsets.errors import UserError
 from jaxsets.loop import env as env_ops
-from jaxsets.loop.setup import whole_on_every_device
+from jaxsets.loop.setup import make_setup, whole_on_every_device
 
 TINY = ClassifierConfig(model="small_cnn", batch_size=16, finetune_steps=2, label_smoothing=0.1)
 SPEC = env_ops.EnvSpec(images_per_step=2, budget=4, num_classes=10,
@@ -154,3 +156,17 @@ def test_split_environments_restore_where_they_lie(tmp_path, four_devices):
     assert got.sharding == where
     np.testing.assert_array_equal(host(got)[0], host(want)[0])
   assert restored["env"].finetune_key.sharding.spec == P(sharding.DATA_AXIS)
+
+
+def test_a_minibatch_that_does_not_divide_over_the_devices_is_refused_before_the_generator(
+    tmp_path, monkeypatch):
+  def never(*_, **__):
+    raise AssertionError("the generator was loaded before the batch was checked")
+  monkeypatch.setattr(jaxsets.generator, "ensure_embedded", never)
+  monkeypatch.setattr(jaxsets.generator, "load_generator", never)
+  config = config_loading.load_config_file("configs/digits.py:smoke")
+  config_loading.apply_overrides(config, ["--config.classifier.batch_size=30",
+                                          f"--config.data.data_dir={tmp_path}"])
+  with pytest.raises(UserError, match="classifier.batch_size=30 must be a multiple of the 4 "
+                                      "devices: use 32"):
+    make_setup(config, quiet=True)
