@@ -84,14 +84,20 @@ def _authors(ctx, s, *, structure: str, update_every: int, torch_settings: dict)
   return period
 
 
+# peers/authors_loop.STRUCTURES, named here too: that module imports gymnasium (the bench extra).
+NAMES = {"as_written": "authors' code as written: SB3 PPO + PyTorch SD reloaded every step, one "
+                       "call per image, PNGs, weights from disk + PyTorch classifier",
+         "reload": "authors' structure, PyTorch SD reloaded every step, images batched in memory",
+         "loaded": "authors' structure with the PyTorch SD pipeline kept loaded"}
+
+
 def run(ctx) -> list[dict]:
-  from peers.authors_loop import STRUCTURES
   update_every = 2 if ctx.tiny else 4 if ctx.quick else 10  # divides the episode (40, --tiny 4)
   s, ours = _setup_jaxsets(ctx, update_every)
   settings = dict(ctx.shared.get("torch_settings") or {"threads": 1, "memory_format": "contiguous"})
   sides = {"jaxsets": (ours, None)}
   missing = missing_peers()
-  for structure in STRUCTURES if not missing else ():
+  for structure in NAMES if not missing else ():
     sides[structure] = (
         _authors(ctx, s, structure=structure, update_every=update_every, torch_settings=settings),
         no_sync)
@@ -105,13 +111,9 @@ def run(ctx) -> list[dict]:
             "ddim_steps": s.generator.cfg.num_inference_steps, "update_every": update_every,
             "ppo_epochs": s.ppo.epochs, "ppo_minibatch_rows": update_every // s.ppo.minibatches,
             "envs": 1, "timed_periods": repeats, "torch_settings": settings}
-  names = {"as_written": "authors' code as written: SB3 PPO + PyTorch SD reloaded every step, one "
-                         "call per image, PNGs, weights from disk + PyTorch classifier",
-           "reload": "authors' structure, PyTorch SD reloaded every step, images batched in memory",
-           "loaded": "authors' structure with the PyTorch SD pipeline kept loaded"}
   out = [entry(f"rl_step/vs_{k}", per_step(t["jaxsets"]),
-               skipped_peer(names[k], missing) if missing else {"name": names[k], **per_step(t[k])},
-               settings=common) for k in STRUCTURES]
+               skipped_peer(name, missing) if missing else {"name": name, **per_step(t[k])},
+               settings=common) for k, name in NAMES.items()]
   return out + [_sd21_reload(ctx, repeats=2 if ctx.quick else 5)]
 
 

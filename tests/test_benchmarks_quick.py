@@ -236,3 +236,13 @@ def test_accelerator_summary_speedups_and_run_estimate():
   assert est["total_s"] == pytest.approx((16 * 40 + 40) * 4.0 + 20000 * 0.01)
   text = markdown(result)
   assert "**2.00x**" in text and "sampler_flax_pipeline: timed_out" in text
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gymnasium") is None,
+                    reason="peers/authors_loop.py needs the bench extra (pip install -e '.[bench]')")
+def test_rl_step_names_every_authors_structure():
+  # bench_rl_step names the structures itself (so that it imports without gymnasium): the
+  # same ones, in the same order, as the peer defines.
+  import bench_rl_step
+  from peers.authors_loop import STRUCTURES
+  assert tuple(bench_rl_step.NAMES) == STRUCTURES
