@@ -10,9 +10,10 @@ On a mesh of D devices (reset and step take it, static) the E copies use every d
 two ways:
   E a multiple of D  the environment axis is split over the mesh (shard_map): each device
                      fine-tunes and scores its E / D copies whole, on its own replicated copy of
-                     the real and validation data. No float crosses devices, so each copy's
-                     numbers are those of a 1-device run given the same inputs; the environment
-                     state stays split between steps (`env_shardings`), never gathered.
+                     the real and validation data. No float crosses devices, so the numbers
+                     are the same on any layout of the D devices over processes (not the bits
+                     of 1 device: XLA rounds a vmap over E / D copies differently from one over
+                     E); the environment state stays split between steps (`env_shardings`).
   otherwise          (the roll-out's single copy, E = 2 on 4 devices) each fine-tune's minibatch
                      is split over the devices (finetune(mesh=...)) and the validation set is
                      scored where it lies; gradients are added in device order, so the result
@@ -100,24 +101,22 @@ def _fit_all(spec: EnvSpec, baseline, clf, real, val, support, keys, clf_cfg, me
   """vmap over the E copies; the baseline is shared (in_axes None) unless fine-tunes continue.
   Split over the mesh by environment or by minibatch (module docstring)."""
   start, start_axis = (baseline, None) if spec.finetune_from == "baseline" else (clf, 0)
-  if not envs_split(keys.shape[0], mesh):
-    batch_mesh = mesh if mesh is not None and mesh.size > 1 else None
+  args = (start, real, val, support, keys, clf_cfg)
+
+  def fit_each(*args, batch_mesh):
     fit = partial(_fit_and_score, mesh=batch_mesh)
-    return jax.vmap(fit, in_axes=(start_axis, None, None, 0, 0, None))(
-        start, real, val, support, keys, clf_cfg)
+    return jax.vmap(fit, in_axes=(start_axis, None, None, 0, 0, None))(*args)
 
-  def local(start, real, val, support, keys, clf_cfg):     # this device's E / D copies
-    fit = partial(_fit_and_score, mesh=None)
-    return jax.vmap(fit, in_axes=(start_axis, None, None, 0, 0, None))(
-        start, real, val, support, keys, clf_cfg)
-
+  if not envs_split(keys.shape[0], mesh):
+    return fit_each(*args, batch_mesh=mesh if mesh is not None and mesh.size > 1 else None)
   envs, whole = P(sharding.DATA_AXIS), P()
-  # check_vma=False: the scan inside finetune carries parameters that start the same on every
-  # device (the shared baseline) and come out different, which the type check refuses.
-  return jax.shard_map(local, mesh=mesh, check_vma=False,
+  # Each device its E / D copies, whole. check_vma=False: the scan inside finetune carries
+  # parameters that start the same on every device (the shared baseline) and come out
+  # different, which the type check refuses.
+  return jax.shard_map(partial(fit_each, batch_mesh=None), mesh=mesh, check_vma=False,
                        in_specs=(whole if start_axis is None else envs, whole, whole, envs, envs,
                                  whole),
-                       out_specs=envs)(start, real, val, support, keys, clf_cfg)
+                       out_specs=envs)(*args)
 
 
 @partial(jax.jit, static_argnames=("spec", "num_envs", "mesh"))
