@@ -152,13 +152,13 @@ def markdown(result: dict) -> str:
                  f"| {sp('speedup_vs_torch_pipeline')} |")
   rl = s["rl_step"] or {}
   if rl:
+    ours = (f"{rl['jaxsets_step_s']:.2f} s ({rl['jaxsets_transition_s']:.2f} s per transition)"
+            if "jaxsets_step_s" in rl else "-")
+    theirs = f"{rl['authors_step_s']:.2f} s" if "authors_step_s" in rl else "-"
+    speedup = (f"**{rl['speedup_per_transition']:.2f}x**" if "speedup_per_transition" in rl
+               else "-")
     lines += ["", "| RL step | jaxsets | authors' structure | speedup per transition |",
-              "|---|---|---|---|",
-              f"| per step | {rl.get('jaxsets_step_s', float('nan')):.2f} s "
-              f"({rl.get('jaxsets_transition_s', float('nan')):.2f} s per transition) | "
-              f"{rl.get('authors_step_s', float('nan')):.2f} s | "
-              + (f"**{rl['speedup_per_transition']:.2f}x** |" if "speedup_per_transition" in rl
-                 else "- |")]
+              "|---|---|---|---|", f"| per step | {ours} | {theirs} | {speedup} |"]
   est = s["run_estimate"]
   if est:
     lines += ["", f"Whole configs/cifar10_sd.py run, expected: {est['total_h']:.2f} h "
