@@ -110,4 +110,9 @@ def fused_attention(q, k, v, *, scale: float):
       return jax.nn.dot_product_attention(q, k, v, scale=scale, implementation="cudnn")
     except (NotImplementedError, ValueError, RuntimeError) as e:
       log.debug("cuDNN attention declined %s x %s: %s; using XLA's", q.shape, k.shape, e)
+  if jax.default_backend() == "cpu" and q.dtype == jnp.float16:
+    # XLA's CPU dot refuses float16 inputs with float32 accumulation (its float32 scores).
+    out = jax.nn.dot_product_attention(*(x.astype(jnp.float32) for x in (q, k, v)), scale=scale,
+                                       implementation="xla")
+    return out.astype(jnp.float16)
   return jax.nn.dot_product_attention(q, k, v, scale=scale, implementation="xla")
