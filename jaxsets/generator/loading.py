@@ -65,10 +65,20 @@ def model_folder(config) -> str:
   return folder
 
 
+def check_generator_config(config):
+  """Refuses a bad generator.dtype, generator.attention or generator.scheduler name (UserError)
+  before anything is loaded; returns the compute dtype."""
+  dtype = compute_dtype(config)
+  hf_attention.resolve_mode(config.generator.get("attention", "auto"), dtype)
+  if config.generator.scheduler not in hf.SCHEDULERS:
+    raise UserError(f"generator.scheduler={config.generator.scheduler!r}: use one of "
+                    f"{', '.join(hf.SCHEDULERS)}.")
+  return dtype
+
+
 def load_generator(config, mesh=None) -> Generator:
   """The generator `config.generator` names, compiled for the data's resolution and channels."""
-  dtype = compute_dtype(config)
-  hf_attention.resolve_mode(config.generator.get("attention", "auto"), dtype)  # bad names fail early
+  dtype = check_generator_config(config)
   parts = hf.load_parts(model_folder(config), dtype=dtype,
                         max_prompt_length=int(config.generator.max_prompt_length),
                         revision=config.generator.get("revision", ""),

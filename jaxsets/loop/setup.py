@@ -132,7 +132,9 @@ def check_loop_config(config) -> None:
 def check_config(config) -> None:
   """Every check that needs neither data nor a model: a bad value fails in a second, before a
   workdir is touched or anything slow starts."""
+  from jaxsets.generator.loading import check_generator_config  # imports diffusers: not at import
   check_loop_config(config)
+  check_generator_config(config)
   _agent_config(config)
   ClassifierConfig.from_config(config.classifier)
   try:
