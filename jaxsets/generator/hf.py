@@ -8,6 +8,7 @@ parts back in diffusers' format, which is how the embedded generator is stored.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import os
@@ -229,13 +230,16 @@ def load_parts(model: str, dtype=jnp.float32, max_prompt_length: int = 0, *, rev
   vae = FlaxAutoencoderKL.from_config(
       FlaxAutoencoderKL.load_config(os.path.join(folder, "vae")), dtype=dtype)
   key = jax.random.PRNGKey(0)
-  shapes = {  # traced, never run: no random weights are made only to be replaced
-      "text_encoder": text.params_shape_tree,  # transformers traced it when `text` was built
-      "unet": jax.eval_shape(unet.init_weights, key),
-      "vae": jax.eval_shape(vae.init_weights, key),
-  }
-  params = {kind: hf_weights.load_params(weight_files[kind], kind, shapes[kind], dtype)
-            for kind in COMPONENTS}
+  # Shapes are traced, never run: no random weights are made only to be replaced. Tracing the
+  # UNet and VAE (seconds of Python) overlaps reading the text encoder (file reads and copies,
+  # which release the GIL); transformers traced the text encoder's when `text` was built.
+  with concurrent.futures.ThreadPoolExecutor(1) as tracer:
+    traced = {kind: tracer.submit(jax.eval_shape, module.init_weights, key)
+              for kind, module in (("unet", unet), ("vae", vae))}
+    params = {"text_encoder": hf_weights.load_params(weight_files["text_encoder"], "text_encoder",
+                                                     text.params_shape_tree, dtype)}
+    for kind, shapes in traced.items():
+      params[kind] = hf_weights.load_params(weight_files[kind], kind, shapes.result(), dtype)
   with open(os.path.join(folder, "scheduler", "scheduler_config.json")) as f:
     scheduler_config = json.load(f)
   return SDParts(text, unet, vae, tokenizer, scheduler_config, params)

@@ -103,8 +103,11 @@ def read_tensors(path: str) -> Iterator[tuple[str, np.ndarray]]:
 
 def _read_safetensors(path: str) -> Iterator[tuple[str, np.ndarray]]:
   """safetensors' layout: u64 header length, JSON header {name: dtype, shape, data_offsets}, data.
-  Read with plain file reads rather than safetensors' memory map, whose touched pages would count
-  as resident memory until the whole file is closed."""
+  Each tensor is a read-only memory map of its own bytes: converting copies straight from the page
+  cache into the parameter's buffer (one fresh allocation per tensor, not a read buffer and then
+  a transposed copy), and dropping the map releases its pages, unlike a map of the whole file,
+  whose touched pages would count as resident memory until the file is closed."""
+  size = os.path.getsize(path)
   with open(path, "rb") as f:
     try:
       (length,) = struct.unpack("<Q", f.read(8))
@@ -116,12 +119,16 @@ def _read_safetensors(path: str) -> Iterator[tuple[str, np.ndarray]]:
       if info["dtype"] not in _SAFETENSORS_DTYPES:
         raise UserError(f"{path}: tensor {name} has dtype {info['dtype']}, which jaxsets does not "
                         f"read ({', '.join(_SAFETENSORS_DTYPES)}); convert the file to float32/16.")
-      array = aligned_empty(info["shape"], _SAFETENSORS_DTYPES[info["dtype"]])
+      dtype, shape = np.dtype(_SAFETENSORS_DTYPES[info["dtype"]]), tuple(info["shape"])
       start, end = info["data_offsets"]
-      f.seek(8 + length + start)
-      if end - start != array.nbytes or f.readinto(array.reshape(-1).view(np.uint8)) != array.nbytes:
+      nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+      if end - start != nbytes or 8 + length + end > size:
         raise UserError(f"{path} is truncated or corrupt (tensor {name}); download it again.")
-      yield name, array
+      if nbytes == 0:  # nothing to map
+        yield name, np.empty(shape, dtype)
+        continue
+      yield name, np.memmap(f, dtype, mode="r", offset=8 + length + start, shape=shape or (1,)
+                            ).reshape(shape)
 
 
 def _read_torch_pickle(path: str) -> Iterator[tuple[str, np.ndarray]]:
@@ -158,13 +165,9 @@ def load_params(path: str, kind: str, shapes, dtype) -> dict:
     indexed = kind != "text_encoder"
     tensors = (_flax_key(name, array, target, indexed) for name, array in read_tensors(path)
                if not name.endswith(_BUFFERS))
-  # Only our safetensors reader's buffers may become parameters as they are: a msgpack leaf is a
-  # view into the whole file's bytes, a .bin tensor into torch's storage, and aliasing either
-  # would keep all of it alive.
-  may_alias = path.endswith((".safetensors", ".safetensors.index.json"))
   flat, unexpected, wrong = {}, [], {}
-  # Reading (this thread) overlaps the transposes (the pool; numpy copies release the GIL); at
-  # most _IN_FLIGHT tensors wait, which bounds the memory held beyond the parameters.
+  # This thread maps and renames; the pool copies (numpy copies release the GIL). At most
+  # _IN_FLIGHT tensors wait, which bounds the pages held beyond the parameters.
   with concurrent.futures.ThreadPoolExecutor(_WORKERS) as pool:
     pending = collections.deque()
     for key, array in tensors:
@@ -174,7 +177,7 @@ def load_params(path: str, kind: str, shapes, dtype) -> dict:
         wrong[key] = (f"shape of {'/'.join(key)}: config says {tuple(target[key].shape)}, weights "
                       f"have {tuple(array.shape)}")
       else:
-        pending.append((key, pool.submit(_to_device, array, dtype, may_alias)))
+        pending.append((key, pool.submit(_to_device, array, dtype)))
       del array
       while len(pending) > _IN_FLIGHT or pending and pending[0][1].done():
         done_key, future = pending.popleft()
@@ -191,19 +194,14 @@ def load_params(path: str, kind: str, shapes, dtype) -> dict:
   return traverse_util.unflatten_dict(flat)
 
 
-def _to_device(array: np.ndarray, dtype, may_alias: bool = False) -> jax.Array:
-  """`array` (often a transposed view) as a C-ordered device array, floating leaves in `dtype`.
-
-  At most one copy: a 64-byte-aligned host buffer is taken by the CPU backend without copying,
-  so with `may_alias` (a buffer nothing else holds) an aligned tensor already in its dtype and
-  layout is used as read. A transposed view is copied in slabs of its last axis (the source's
-  rows): numpy's plain `a.T` copy strides through memory and ran 5x slower on a [4096, 1024] kernel.
-  """
+def _to_device(array: np.ndarray, dtype) -> jax.Array:
+  """`array` (a memory-mapped tensor, often a transposed view) copied into a C-ordered device
+  array, floating leaves in `dtype`. The copy goes into a 64-byte-aligned host buffer, which the
+  CPU backend takes without a second copy. A transposed view is copied in slabs of its last axis
+  (the source's rows): numpy's plain `a.T` copy strides through memory and ran 5x slower on a
+  [4096, 1024] kernel. Copies and casts release the GIL, so several run at once on a pool."""
   floating = np.issubdtype(array.dtype, np.floating) or array.dtype == ml_dtypes.bfloat16
   target = np.dtype(dtype) if floating else array.dtype
-  if (may_alias and array.dtype == target and array.flags.c_contiguous
-      and array.ctypes.data % _ALIGN == 0):
-    return jax.device_put(array)
   out = aligned_empty(array.shape, target)
   if array.flags.c_contiguous or array.ndim < 2:
     out[...] = array
