@@ -151,3 +151,16 @@ def test_scheduler_uses_the_models_noise_schedule(scheduler):
   _, state = hf.make_scheduler(scheduler, config)
   betas = np.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000) ** 2
   np.testing.assert_allclose(np.asarray(state.common.alphas_cumprod), np.cumprod(1 - betas), rtol=1e-4)
+
+
+@pytest.mark.parametrize("side", [4, 8])
+def test_decode_takes_channels_first_latents_of_any_width(parts, side):
+  # A latent as wide as it has channels (4: a 32-pixel SD image) is where diffusers' Flax decode,
+  # which guesses the layout from the last axis, would misread a channels-first latent.
+  c = parts.unet.config.in_channels
+  latents = jax.random.normal(jax.random.key(side), (2, c, side, side))          # [B, C, h, w]
+  got = jax.jit(lambda p, x: sampler.decode_latents(parts, p, x))(parts.params["vae"], latents)
+  want = parts.vae.apply({"params": parts.params["vae"]}, jnp.transpose(latents, (0, 2, 3, 1)),
+                         method=parts.vae.decode).sample                        # channels-last in
+  # Equal up to float rounding (jit fuses differently); a misread layout differs everywhere.
+  np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)

@@ -90,9 +90,15 @@ def _denoise_and_decode(parts, cfg, params, prompt_ids, negative, latents, guida
   # Every timestep the scheduler set (PNDM's PLMS has n + 1; diffusers' Flax pipeline stops at n).
   num_steps = state.timesteps.shape[0]
   latents, _ = jax.lax.fori_loop(0, num_steps, step, (latents, state))
-  latents = latents / parts.vae.config.scaling_factor
-  dtype = jax.tree.leaves(params["vae"])[0].dtype
-  return parts.vae.apply({"params": params["vae"]}, latents.astype(dtype),
+  return decode_latents(parts, params["vae"], latents / parts.vae.config.scaling_factor)
+
+
+def decode_latents(parts: hf.SDParts, vae_params, latents) -> jax.Array:
+  """latents [B, C, h, w] (unscaled) -> the VAE's output [B, C_img, H, W]. Handed over
+  channels-last: diffusers' Flax decode guesses the layout from the last axis and would take a
+  channels-first latent of width C (4: a 32-pixel SD image) as channels-last, silently."""
+  dtype = jax.tree.leaves(vae_params)[0].dtype
+  return parts.vae.apply({"params": vae_params}, jnp.transpose(latents, (0, 2, 3, 1)).astype(dtype),
                          method=parts.vae.decode).sample
 
 
