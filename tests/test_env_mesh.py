@@ -15,11 +15,11 @@ from jaxsets import config_loading, sharding
 from jaxsets.agent import ObservationConfig, RewardConfig
 from jaxsets.checkpointing import Checkpointer
 from jaxsets.classifier import ClassifierConfig, init_state
-from jaxsets.data.device import put_on_devices
+from jaxsets.data.device import put_on_devices, whole_on_every_device
 from jaxsets.data.types import ImageSet
 from jaxsets.errors import UserError
 from jaxsets.loop import env as env_ops
-from jaxsets.loop.setup import make_setup, whole_on_every_device
+from jaxsets.loop.setup import make_setup
 
 TINY = ClassifierConfig(model="small_cnn", batch_size=16, finetune_steps=2, label_smoothing=0.1)
 SPEC = env_ops.EnvSpec(images_per_step=2, budget=4, num_classes=10,

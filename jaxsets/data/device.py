@@ -46,6 +46,13 @@ def put_on_devices(data: ImageSet, mesh: Mesh, *, multiple_of: int = 1,
   return DeviceSet(*sharding.shard_batch((images, labels, mask), mesh))
 
 
+def whole_on_every_device(data: ImageSet, mesh: Mesh) -> DeviceSet:
+  """`data` padded as put_on_devices pads it, but replicated rather than split over `mesh`: for
+  stages in which each device works on its own whole copy (environments split over the mesh)."""
+  rows = sharding.padded_batch_size(max(len(data), 1), mesh)
+  return DeviceSet(*sharding.replicate(pad_rows(data.images, data.labels, rows), mesh))
+
+
 def valid_first(mask: jax.Array) -> jax.Array:
   """Row indices with the valid rows first, in order: int32 [N]. Lets a uniform draw over the
   n_valid rows be an index into a fixed-shape array, whatever the mask looks like."""

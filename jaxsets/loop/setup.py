@@ -13,7 +13,7 @@ from jaxsets.agent import PPOConfig, RewardConfig
 from jaxsets.agent.rollout import ROLLOUTS
 from jaxsets.classifier import ClassifierConfig
 from jaxsets.classifier.baseline import check_batch
-from jaxsets.data.device import DeviceSet, pad_rows, put_on_devices
+from jaxsets.data.device import DeviceSet, put_on_devices, whole_on_every_device
 from jaxsets.errors import UserError
 from jaxsets.loop.env import EnvSpec, envs_split
 from jaxsets.loop.prompts import PromptBook, make_prompt_book
@@ -206,12 +206,6 @@ def make_setup(config, *, quiet: bool = False) -> RunSetup:
   place = whole_on_every_device if envs_split(ppo.num_envs, mesh) else put_on_devices
   real, val = place(splits.train, mesh), place(splits.validation, mesh)
   return RunSetup(config, spec, ppo, clf_cfg, splits, real, val, mesh, generator, book)
-
-
-def whole_on_every_device(data, mesh) -> DeviceSet:
-  """`data` padded as put_on_devices pads it, but replicated rather than split over `mesh`."""
-  rows = sharding.padded_batch_size(max(len(data), 1), mesh)
-  return DeviceSet(*sharding.replicate(pad_rows(data.images, data.labels, rows), mesh))
 
 
 def _agent_config(config) -> PPOConfig:
