@@ -52,7 +52,7 @@ def config_file(tmp_path, body: str, type_safe: bool = True) -> str:
     ("c.agent.episode_decisions = 'domain'", "episode_decisions='domain' must be a tuple"),
     ("c.generator.dtype = 'int8'", "generator.dtype='int8': use one of auto, float32"),
     ("c.generator.attention = 'flash'", "generator.attention='flash': use one of auto"),
-    ("c.generator.scheduler = 'dpm'", "generator.scheduler='dpm': use one of ddim"),
+    ("c.generator.scheduler = 'dpm'", "generator.scheduler='dpm': unknown scheduler; use one of ddim"),
 ])
 def test_wrong_kinds_in_a_config_file_are_refused(tmp_path, body, message):
   config = config_loading.load_config_file(config_file(tmp_path, body, type_safe=False))

@@ -55,10 +55,16 @@ class SDParts:
   params: dict
 
 
+def check_scheduler(name: str) -> None:
+  """A UserError naming the choices unless `name` is a scheduler jaxsets can build."""
+  if name not in SCHEDULERS:
+    raise UserError(f"generator.scheduler={name!r}: unknown scheduler; use one of "
+                    f"{', '.join(SCHEDULERS)}.")
+
+
 def make_scheduler(name: str, scheduler_config: dict):
   """A diffusers Flax scheduler of kind `name`, configured like the model's own, and its state."""
-  if name not in SCHEDULERS:
-    raise UserError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}.")
+  check_scheduler(name)
   config = dict(scheduler_config)
   if name == "pndm":
     config["skip_prk_steps"] = True  # as Stable Diffusion ships it

@@ -70,9 +70,7 @@ def check_generator_config(config):
   before anything is loaded; returns the compute dtype."""
   dtype = compute_dtype(config)
   hf_attention.resolve_mode(config.generator.get("attention", "auto"), dtype)
-  if config.generator.scheduler not in hf.SCHEDULERS:
-    raise UserError(f"generator.scheduler={config.generator.scheduler!r}: use one of "
-                    f"{', '.join(hf.SCHEDULERS)}.")
+  hf.check_scheduler(config.generator.scheduler)
   return dtype
 
 
