@@ -4,7 +4,8 @@ One place for them, so the `jaxsets baseline` command and the run train the same
 """
 import jax
 
-BASELINE, AGENT_INIT, ACT, GENERATE, PPO, RESET, ROLLOUT, RANDOM_ARM, EVAL, PLAN = range(1, 11)
+BASELINE, AGENT_INIT, ACT, GENERATE, PPO, RESET, ROLLOUT, RANDOM_ARM, EVAL, PLAN, BALANCED_ARM = (
+    range(1, 12))
 
 
 def stream(key, name: int, index: int = 0):

@@ -211,6 +211,23 @@ def test_report_has_three_arms_and_plots(tmp_path):
   assert sorted(os.listdir(tmp_path)) == ["plots", "report.md"]  # no temporary files left
 
 
+def test_report_shows_the_balanced_arm_and_the_gain_over_it(tmp_path):
+  images, labels, records = make_set()
+  results = fake_results()
+  results["test_accuracy"]["balanced"] = 0.775
+  results["per_class_accuracy"]["balanced"] = [1.0, 0.5, 0.75]
+  results["test_mean_entropy"]["balanced"] = 0.6
+  path = outputs.write_report(str(tmp_path), results, fake_history(), images, labels,
+                              [r["prompt"] for r in records], CLASS_NAMES)
+  text = open(path).read()
+  # rl - balanced = 0.7625 - 0.775 = -1.25 pts; per class (goldfish) 0.875 - 0.5 = +37.50 pts.
+  for expected in ("balanced pure prompts", "**77.50%**", "-1.25 pts", "trails the balanced rule",
+                   "| RL vs random | RL vs balanced |",
+                   "| goldfish, Carassius | 75.00% | 62.50% | 50.00% | 87.50% | +12.50 pts "
+                   "| +25.00 pts | +37.50 pts | 4 |"):
+    assert expected in text, expected
+
+
 def test_report_without_training_and_with_many_classes(tmp_path):
   """No steps recorded (a run with zero episodes) and 50 classes: still a readable report."""
   names = tuple(f"class {k}" for k in range(50))

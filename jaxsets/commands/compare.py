@@ -1,4 +1,4 @@
-"""Run the three arms over several seeds; write compare.json with per-seed test accuracies, means
+"""Run the four arms over several seeds; write compare.json with per-seed test accuracies, means
 and 95% confidence intervals, and print a table. Each seed is a resumable run in WORKDIR/seed_S.
 """
 from __future__ import annotations

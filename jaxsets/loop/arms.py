@@ -1,24 +1,28 @@
-"""The evaluation protocol: three arms, same real data, same classifier recipe, same number of
+"""The evaluation protocol: four arms, same real data, same classifier recipe, same number of
 synthetic images, scored on the test split that no decision of the run has seen.
 
   baseline  real data only (fine-tuned with the same recipe on an empty support set)
   random    uniformly random (domain, c1, c2, c3) prompts
+  balanced  a fixed rule, no learning: every class equally often as c1, pure prompts
+            (c2 = c3 = c1), the domains spread evenly over the steps
   rl        the roll-out of the trained agent (herding or greedy, config.loop.rollout)
 """
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsets import sharding
+from jaxsets import sharding, streams
 from jaxsets.classifier import SupportBatch, evaluate, finetune
 from jaxsets.data.device import put_on_devices
 from jaxsets.loop import state as st
 from jaxsets.loop.driver import generate_images
 from jaxsets.loop.setup import RunSetup
 
-ARMS = ("baseline", "random", "rl")
+ARMS = ("baseline", "random", "balanced", "rl")
 
 
 def random_actions(s: RunSetup, key) -> jax.Array:
@@ -30,14 +34,37 @@ def random_actions(s: RunSetup, key) -> jax.Array:
   return jnp.concatenate([domains, classes], axis=1).astype(jnp.int32)
 
 
+def balanced_actions(num_steps: int, num_domains: int, num_classes: int) -> np.ndarray:
+  """int32 [T, 4]: step t prompts class t mod n, pure (c2 = c3 = c1), in domain
+  (t + t // lcm(n, D)) mod D. Any first k steps then hold each class and each domain equally
+  often, to one step, and every lcm(n, D) steps the domains shift by one, so each class meets
+  every domain in turn (default T = 40, n = 10, D = 4: each class once per domain)."""
+  t = np.arange(num_steps)
+  c = t % num_classes
+  domain = (t + t // math.lcm(num_classes, num_domains)) % num_domains
+  return np.stack([domain, c, c, c], axis=1).astype(np.int32)
+
+
+def arm_support(s: RunSetup, actions, key) -> SupportBatch:
+  """The support set a non-learned arm's actions [T, 4] make: images_per_step images per step,
+  labelled c1, as big as the RL set."""
+  images = generate_images(s, jnp.asarray(actions), key)                            # [T, ips, ...]
+  ips = s.spec.images_per_step
+  flat = images.reshape((-1,) + images.shape[2:])
+  labels = jnp.repeat(jnp.asarray(actions)[:, 1], ips)
+  return SupportBatch(flat, labels, jnp.ones(labels.shape, bool))
+
+
 def random_support(s: RunSetup, key) -> tuple[SupportBatch, np.ndarray]:
   """The random arm's support set (same size as the RL one) and its actions [T, 4]."""
   actions = random_actions(s, st.stream(key, st.RANDOM_ARM, 0))
-  images = generate_images(s, actions, st.stream(key, st.RANDOM_ARM, 1))             # [T, ips, ...]
-  ips = s.spec.images_per_step
-  flat = images.reshape((-1,) + images.shape[2:])
-  labels = jnp.repeat(actions[:, 1], ips)
-  return SupportBatch(flat, labels, jnp.ones(labels.shape, bool)), np.asarray(actions)
+  return arm_support(s, actions, st.stream(key, st.RANDOM_ARM, 1)), np.asarray(actions)
+
+
+def balanced_support(s: RunSetup, key) -> tuple[SupportBatch, np.ndarray]:
+  """The balanced arm's support set (same size as the RL one) and its actions [T, 4]."""
+  actions = balanced_actions(s.steps_per_episode, s.book.num_domains, s.book.num_classes)
+  return arm_support(s, actions, streams.stream(key, streams.BALANCED_ARM)), actions
 
 
 def evaluate_arms(s: RunSetup, state: st.RunState, supports: dict) -> dict:

@@ -1,10 +1,15 @@
-"""Several seeds of the three arms: means and 95% confidence intervals (Student's t)."""
+"""Several seeds of the four arms: means and 95% confidence intervals (Student's t)."""
 from __future__ import annotations
 
 import numpy as np
 from scipy import stats
 
 from jaxsets.loop.arms import ARMS
+
+# Paired gains reported (a - b on the same seed): the agent against each other arm, and the
+# two rules against real data alone.
+PAIRS = (("rl", "baseline"), ("rl", "random"), ("rl", "balanced"), ("random", "baseline"),
+         ("balanced", "baseline"))
 
 
 def mean_ci(values) -> dict:
@@ -23,7 +28,7 @@ def summarise(per_seed: dict) -> dict:
     accs = [per_seed[s]["test_accuracy"][arm] for s in seeds]
     per_class = np.mean([per_seed[s]["per_class_accuracy"][arm] for s in seeds], axis=0)
     out["arms"][arm] = {"test_accuracy": accs, **mean_ci(accs), "per_class_accuracy": per_class.tolist()}
-  for a, b in (("rl", "baseline"), ("rl", "random"), ("random", "baseline")):
+  for a, b in PAIRS:
     diffs = [per_seed[s]["test_accuracy"][a] - per_seed[s]["test_accuracy"][b] for s in seeds]
     out["paired_gains"][f"{a}-{b}"] = {"per_seed": diffs, **mean_ci(diffs)}
   return out

@@ -81,14 +81,16 @@ def composition(actions, book) -> dict:
 
 
 def finish(s, state: st.RunState, history: dict, workdir: str, *, seconds: float) -> dict:
-  """The three arms on the test split, then results.json, support_set/ and report.md."""
+  """The four arms on the test split, then results.json, support_set/ and report.md."""
   from jaxsets import outputs
 
   rl = state.rollout.support
   rl_support = SupportBatch(rl.images[0], rl.labels[0], rl.mask[0])
   random_support, random_actions = arms.random_support(s, state.key)
+  balanced_support, balanced_actions = arms.balanced_support(s, state.key)
   empty = empty_support(rl_support.images.shape[1:], rl_support.mask.shape[0])  # same shapes
-  scores = arms.evaluate_arms(s, state, {"baseline": empty, "random": random_support, "rl": rl_support})
+  scores = arms.evaluate_arms(s, state, {"baseline": empty, "random": random_support,
+                                         "balanced": balanced_support, "rl": rl_support})
   ips = s.spec.images_per_step
   # to_host, not np.asarray: on several hosts an array may be split over processes.
   actions = sharding.to_host(state.rollout.actions)[0]                         # [T, 4]
@@ -104,6 +106,7 @@ def finish(s, state: st.RunState, history: dict, workdir: str, *, seconds: float
       "rl_prompts": prompts,
       "rl_composition": composition(actions, s.book),
       "random_prompts": [s.book.text(a) for a in random_actions],
+      "balanced_prompts": [s.book.text(a) for a in balanced_actions],
       "seed": int(s.config.seed),
       "seconds": round(seconds, 1),
       "config": s.config.to_dict(),

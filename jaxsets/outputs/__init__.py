@@ -1,7 +1,7 @@
 """What a run leaves in its workdir, written at the end of `jaxsets run`:
 
   support_set/      PNGs per class, manifest.jsonl, tfds/ (see support_set.py)
-  results.json      the three arms' test metrics, seed, config
+  results.json      each arm's test metrics, seed, config
   report.md, plots/ the comparison for a person
   tensorboard/      training curves (MetricWriter, the only user of tensorboardX)
 

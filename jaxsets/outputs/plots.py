@@ -12,9 +12,16 @@ import numpy as np
 
 from jaxsets.atomic import atomic_path
 
-ARMS = ("baseline", "random", "rl")
-ARM_LABELS = {"baseline": "baseline (real only)", "random": "random prompts", "rl": "RL prompts"}
-ARM_COLORS = {"baseline": "#8c8c8c", "random": "#4c72b0", "rl": "#dd8452"}
+# Every arm a results.json may hold, in the order shown (an older run's file lacks "balanced").
+ARM_LABELS = {"baseline": "baseline (real only)", "random": "random prompts",
+              "balanced": "balanced pure prompts", "rl": "RL prompts"}
+ARM_SHORT = {"baseline": "baseline", "random": "random", "balanced": "balanced", "rl": "RL"}
+ARM_COLORS = {"baseline": "#8c8c8c", "random": "#4c72b0", "balanced": "#55a868", "rl": "#dd8452"}
+
+
+def arms_in(scores: dict) -> list[str]:
+  """The arms `scores` (a results.json section keyed by arm) holds, in display order."""
+  return [a for a in ARM_LABELS if a in scores]
 
 
 def new_figure(width: float, height: float):
@@ -126,10 +133,10 @@ def plot_per_class_accuracy(per_class: dict, class_names: Sequence[str], test_ac
                             path: str) -> None:
   """Grouped bars (one group per class, one bar per arm) up to 40 classes; beyond that each arm's
   per-class accuracies sorted, which still shows how many classes each arm gets right."""
-  arms = [a for a in ARMS if a in per_class]
+  arms = arms_in(per_class)
   n = len(class_names)
-  short = {"baseline": "baseline", "random": "random", "rl": "RL"}
-  label = lambda a: (f"{short[a]}: {100 * test_accuracy[a]:.1f}%" if a in test_accuracy else short[a])
+  label = lambda a: (f"{ARM_SHORT[a]}: {100 * test_accuracy[a]:.1f}%" if a in test_accuracy
+                     else ARM_SHORT[a])
   if n <= 40:
     width = max(7.0, 0.55 * n + 2)
     ticks, rotation = _tick_labels(class_names, (width - 1.2) / n)
@@ -153,7 +160,7 @@ def plot_per_class_accuracy(per_class: dict, class_names: Sequence[str], test_ac
     ax.set_xlabel(f"classes, sorted by accuracy within each arm ({n} classes)")
   ax.set_ylim(0, 105)
   ax.set_ylabel("test accuracy (%)")
-  ax.set_title("Per-class test accuracy of the three arms")
+  ax.set_title("Per-class test accuracy of each arm")
   ax.grid(alpha=0.3, axis="y")
   # Below the axes: inside, the legend would hide bars.
   fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=len(arms),

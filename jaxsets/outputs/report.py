@@ -11,13 +11,13 @@ import numpy as np
 from jaxsets.atomic import atomic_path
 from jaxsets.distributed import is_writer
 from jaxsets.outputs import grid, plots
-from jaxsets.outputs.plots import ARM_LABELS, ARMS
+from jaxsets.outputs.plots import ARM_LABELS, ARM_SHORT, arms_in
 from jaxsets.outputs.results import jsonable
 
 PLOTS = {  # file in workdir/plots/ -> what it shows (also the image's alt text)
     "reward_per_step.png": "reward per step and validation accuracy",
     "reward_per_episode.png": "reward per episode",
-    "per_class_accuracy.png": "per-class test accuracy of the three arms",
+    "per_class_accuracy.png": "per-class test accuracy of each arm",
     "support_set_grid.png": "a sample of the support set with its prompts",
     "support_set_all.png": "every support-set image, sorted by class",
 }
@@ -55,17 +55,20 @@ def accuracy_table(results: dict) -> list[str]:
   acc = results["test_accuracy"]
   repeats = results.get("test_accuracy_repeats") or {}
   entropy = results.get("test_mean_entropy") or {}
-  head = ["arm", "test accuracy", "vs baseline", "vs random"]
+  arms = arms_in(acc)
+  # The agent's gain over each rule that does not learn (random prompts, the balanced rule).
+  rules = [a for a in ("random", "balanced") if a in acc]
+  head = ["arm", "test accuracy", "vs baseline", *(f"RL vs {r}" for r in rules)]
   if repeats:
     head.append("range over fine-tunes")
   if entropy:
     head.append("mean predictive entropy")
   rows = ["| " + " | ".join(head) + " |", "|" + "---|" + "--:|" * (len(head) - 1)]
-  best = max(acc[a] for a in ARMS)
-  for arm in ARMS:
+  best = max(acc[a] for a in arms)
+  for arm in arms:
     cells = [ARM_LABELS[arm], f"**{_pct(acc[arm])}**" if acc[arm] == best else _pct(acc[arm]),
              _pts(acc[arm] - acc["baseline"]) if arm != "baseline" else "—",
-             _pts(acc[arm] - acc["random"]) if arm == "rl" else "—"]
+             *(_pts(acc["rl"] - acc[r]) if arm == "rl" else "—" for r in rules)]
     if repeats:
       r = np.asarray(repeats.get(arm, []), np.float64)
       cells.append(f"{_pct(r.min())} – {_pct(r.max())} (n={len(r)})" if len(r) else "")
@@ -76,21 +79,27 @@ def accuracy_table(results: dict) -> list[str]:
 
 
 def verdict(acc: dict) -> str:
-  d_rand, d_base = acc["rl"] - acc["random"], acc["rl"] - acc["baseline"]
   word = lambda d: "beats" if d > 0 else ("ties" if d == 0 else "trails")
-  return (f"On this seed the RL support set {word(d_rand)} random prompts ({_pts(d_rand)}) and "
-          f"{word(d_base)} the real-only baseline ({_pts(d_base)}). One seed is noisy: "
-          "`jaxsets compare` gives means and 95% intervals over seeds.")
+  names = {"random": "random prompts", "balanced": "the balanced rule",
+           "baseline": "the real-only baseline"}
+  others = [(a, names[a]) for a in names if a in acc]
+  said = [f"{word(acc['rl'] - acc[a])} {name} ({_pts(acc['rl'] - acc[a])})" for a, name in others]
+  return (f"On this seed the RL support set {', '.join(said[:-1])} and {said[-1]}. One seed is "
+          "noisy: `jaxsets compare` gives means and 95% intervals over seeds.")
 
 
 def per_class_table(per_class: dict, class_names: Sequence[str], labels: np.ndarray) -> list[str]:
   counts = np.bincount(labels, minlength=len(class_names)) if len(labels) else np.zeros(len(class_names), int)
-  rows = ["| class | baseline | random | RL | RL − baseline | RL − random | RL images |",
-          "|---|--:|--:|--:|--:|--:|--:|"]
+  arms = arms_in(per_class)
+  gains = [a for a in ("baseline", "random", "balanced") if a in per_class]
+  head = ["class", *(ARM_SHORT[a] for a in arms), *(f"RL − {ARM_SHORT[a]}" for a in gains),
+          "RL images"]
+  rows = ["| " + " | ".join(head) + " |", "|---|" + "--:|" * (len(head) - 1)]
   for k, name in enumerate(class_names):
-    b, r, q = (per_class[a][k] for a in ARMS)
-    rows.append(f"| {_cell(name)} | {_pct(b)} | {_pct(r)} | {_pct(q)} | {_pts(q - b)} | {_pts(q - r)} "
-                f"| {int(counts[k])} |")
+    q = per_class["rl"][k]
+    cells = [_cell(name), *(_pct(per_class[a][k]) for a in arms),
+             *(_pts(q - per_class[a][k]) for a in gains), str(int(counts[k]))]
+    rows.append("| " + " | ".join(cells) + " |")
   return rows
 
 
@@ -151,10 +160,11 @@ def render(results: dict, history: dict, labels: np.ndarray, prompts: Sequence[s
   if "seconds" in results:
     facts.append(f"- run time: {results['seconds']:.0f} s")
   lines = ["# jaxsets run report", "",
-           "Three arms fine-tune the same classifier recipe and are scored on the **test** split: "
+           "Each arm fine-tunes the same classifier recipe and is scored on the **test** split: "
            "real data only (baseline), real plus images from uniformly random prompts (random), "
-           "and real plus the support set the trained PPO agent built (RL), each with the same "
-           "number of synthetic images.", "",
+           "real plus images from a fixed rule that does not learn (balanced: every class "
+           "equally often, pure prompts, the domains in turn), and real plus the support set the "
+           "trained PPO agent built (RL); every synthetic arm has the same number of images.", "",
            "## Test accuracy", "", *accuracy_table(results), "", verdict(results["test_accuracy"]), "",
            "## Per-class test accuracy", "", img("per_class_accuracy.png"), ""]
   if len(class_names) <= 40:
