@@ -129,7 +129,7 @@ def authors_step(plan: dict, part) -> None:
   from jaxsets import data
   from jaxsets.agent import PPOConfig
   from jaxsets.classifier import ClassifierConfig
-  from jaxsets.loop.prompts import make_prompt_book
+  from jaxsets.prompts import make_prompt_book
   from peers.authors_loop import AuthorsEnv
   from peers.sb3_ppo import make_ppo
 

@@ -53,7 +53,7 @@ def run(ctx) -> list[dict]:
   import jax.numpy as jnp
 
   from jaxsets.generator import load_generator
-  from jaxsets.loop.prompts import make_prompt_book
+  from jaxsets.prompts import make_prompt_book
   from peers.flax_sd import FlaxPipelinePeer
 
   config = ctx.generator_config()

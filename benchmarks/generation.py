@@ -34,7 +34,7 @@ def main(argv=None) -> int:
 
   from jaxsets import atomic, config_loading
   from jaxsets.generator import ensure_embedded, load_generator
-  from jaxsets.loop.prompts import make_prompt_book
+  from jaxsets.prompts import make_prompt_book
 
   config = config_loading.load_config_file(args.config)
   config_loading.apply_overrides(config, overrides)

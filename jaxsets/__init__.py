@@ -46,7 +46,7 @@ _EXPORTS = {
     "load_generator_from_config": ("jaxsets.api.generation", "load_generator_from_config"),
     "make_prompt_book": ("jaxsets.api.generation", "make_prompt_book"),
     "Generator": ("jaxsets.generator.generator", "Generator"),
-    "PromptBook": ("jaxsets.loop.prompts", "PromptBook"),
+    "PromptBook": ("jaxsets.prompts", "PromptBook"),
     # classifier
     "ClassifierConfig": ("jaxsets.classifier.config", "ClassifierConfig"),
     "ClassifierState": ("jaxsets.classifier.state", "ClassifierState"),
@@ -137,4 +137,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
   from jaxsets.data.types import DatasetSplits, ImageSet  # noqa: F401
   from jaxsets.errors import UserError  # noqa: F401
   from jaxsets.generator.generator import Generator  # noqa: F401
-  from jaxsets.loop.prompts import PromptBook  # noqa: F401
+  from jaxsets.prompts import PromptBook  # noqa: F401

@@ -85,7 +85,7 @@ def run_stages(config, workdir: str):
 
   # 4 environments reset on the 4 devices of both hosts, one whole environment per device (as a
   # run with agent.num_envs=4 holds them): each host fine-tunes and scores its own two.
-  from jaxsets.loop import env as env_ops
+  from jaxsets.env import environment as env_ops
   from jaxsets.data.device import whole_on_every_device
   real, val = (whole_on_every_device(x, s.mesh) for x in (s.splits.train, s.splits.validation))
   env = env_ops.reset(clf, real, val, sharding.replicate(jax.random.fold_in(key, 6), s.mesh),

@@ -14,7 +14,7 @@ from jaxsets import config_loading
 from jaxsets.errors import UserError
 from jaxsets.generator import hf
 from jaxsets.generator.embedded import vocab
-from jaxsets.loop.prompts import make_prompt_book
+from jaxsets.prompts import make_prompt_book
 from jaxsets.loop.setup import check_config, check_dataset, check_dictionary
 
 

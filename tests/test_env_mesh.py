@@ -18,7 +18,7 @@ from jaxsets.classifier import ClassifierConfig, init_state
 from jaxsets.data.device import put_on_devices, whole_on_every_device
 from jaxsets.data.types import ImageSet
 from jaxsets.errors import UserError
-from jaxsets.loop import env as env_ops
+from jaxsets.env import environment as env_ops
 from jaxsets.loop.setup import make_setup
 
 TINY = ClassifierConfig(model="small_cnn", batch_size=16, finetune_steps=2, label_smoothing=0.1)

@@ -11,7 +11,7 @@ from jaxsets.errors import UserError
 from jaxsets.generator import hf
 from jaxsets.generator.embedded import vocab
 from jaxsets.generator.tokens import tokenize
-from jaxsets.loop.prompts import make_prompt_book
+from jaxsets.prompts import make_prompt_book
 
 NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 DOMAINS = ("photo", "drawing", "sketch", "painting", "digital art image")

@@ -10,7 +10,7 @@ from PIL import Image
 from fast_tiny_sd import save_fast_tiny_sd
 from jaxsets import config_loading
 from jaxsets.classifier import train
-from jaxsets.loop import env
+from jaxsets.env import environment as env
 from jaxsets.loop.run import run
 
 CLASSES = ("zero", "one", "two")  # words the tiny tokenizer knows
@@ -49,7 +49,7 @@ def test_cifar10_sd_smoke_runs_with_a_tiny_sd(tmp_path, sd):
                                           "--config.prompts.domains=photo,drawing"])
   results = run(config, str(tmp_path / "work"), quiet=True)
   assert results["num_synthetic"] == 8
-  assert set(results["test_accuracy"]) == {"baseline", "random", "rl"}
+  assert set(results["test_accuracy"]) == {"baseline", "random", "balanced", "rl"}
   with open(tmp_path / "work" / "support_set" / "manifest.jsonl") as f:
     rows = [json.loads(line) for line in f]
   first = Image.open(tmp_path / "work" / "support_set" / rows[0]["file"])

@@ -106,7 +106,7 @@ def make_prompt_book(generator, class_names: Sequence[str], *,
     >>> bool((book.ids(jnp.array([[0, 2, 0, 1]])) == generator.tokenize([book.text([0, 2, 0, 1])])).all())
     True
   """
-  from jaxsets.loop import prompts
+  from jaxsets import prompts
 
   return prompts.make_prompt_book(generator.parts.tokenizer, template, tuple(domains),
                                   tuple(class_names), generator.max_length)

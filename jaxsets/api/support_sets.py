@@ -78,7 +78,7 @@ def build_support_set(agent, generator, book, baseline, real, validation, key: j
   from jaxsets.agent import PPOConfig, check_finite
   from jaxsets.agent.rollout import ROLLOUTS, empty_memory, rollout_action
   from jaxsets.classifier import ClassifierConfig
-  from jaxsets.loop import env as env_ops
+  from jaxsets.env import environment as env_ops
 
   cfg = cfg or ClassifierConfig()
   if budget < 1 or budget % images_per_step:

@@ -19,7 +19,7 @@ from jaxsets.agent import act, act_in_episode, check_finite, plan_update, ppo_up
 from jaxsets.agent.rollout import rollout_action
 from jaxsets.agent import value as agent_value
 from jaxsets.classifier import train_baseline
-from jaxsets.loop import env as env_ops
+from jaxsets.env import environment as env_ops
 from jaxsets.loop import state as st
 from jaxsets.loop.setup import RunSetup
 

@@ -15,8 +15,8 @@ from jaxsets.classifier import ClassifierConfig
 from jaxsets.classifier.baseline import check_batch
 from jaxsets.data.device import DeviceSet, put_on_devices, whole_on_every_device
 from jaxsets.errors import UserError
-from jaxsets.loop.env import EnvSpec, envs_split
-from jaxsets.loop.prompts import PromptBook, make_prompt_book
+from jaxsets.env.environment import EnvSpec, envs_split
+from jaxsets.prompts import PromptBook, make_prompt_book
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -201,8 +201,8 @@ def make_setup(config, *, quiet: bool = False) -> RunSetup:
   book = make_prompt_book(generator.parts.tokenizer, config.prompts.template,
                           tuple(config.prompts.domains), names, generator.max_length)
   check_dictionary(book)
-  # Environments split over the devices fine-tune and score whole on each (loop/env.py): then a
-  # copy of the data on every device, placed once, rather than gathered at every step.
+  # Environments split over the devices fine-tune and score whole on each (env/environment.py):
+  # then a copy of the data on every device, placed once, rather than gathered at every step.
   place = whole_on_every_device if envs_split(ppo.num_envs, mesh) else put_on_devices
   real, val = place(splits.train, mesh), place(splits.validation, mesh)
   return RunSetup(config, spec, ppo, clf_cfg, splits, real, val, mesh, generator, book)

@@ -10,7 +10,7 @@ from jaxsets import sharding
 from jaxsets.agent import AgentState, Plan, Transition, init_agent, no_plan, observation_size
 from jaxsets.agent.rollout import RolloutMemory, empty_memory
 from jaxsets.classifier import ClassifierState, init_state
-from jaxsets.loop import env as env_ops
+from jaxsets.env import environment as env_ops
 from jaxsets.loop.setup import RunSetup
 
 from jaxsets.streams import (ACT, AGENT_INIT, BASELINE, EVAL, GENERATE, PLAN, PPO,  # noqa: F401

@@ -6,7 +6,7 @@ support set, and as one class's support count (in balanced shares) or accuracy c
 import sys
 import jax.numpy as jnp, numpy as np
 from common import restore_run
-from jaxsets.loop import env as env_ops
+from jaxsets.env import environment as env_ops
 wd = sys.argv[1]
 s, key, state = restore_run(wd)
 env = state.rollout
