@@ -34,7 +34,8 @@ def run_stages(config, workdir: str):
   """({name: numpy array}, the checkpointed state) from data placement, generation, a
   fine-tune, an evaluation, PPO updates, environments split over the devices and a checkpoint
   save (all processes take part)."""
-  from jaxsets import checkpointing, outputs, sharding
+  from jaxsets import outputs, sharding
+  from jaxsets.checkpoint.manager import Checkpointer
   from jaxsets.agent import init_agent, observation_size, ppo_update
   from jaxsets.classifier import SupportBatch, evaluate, finetune, init_state
   from jaxsets.loop.driver import generate_images
@@ -98,7 +99,7 @@ def run_stages(config, workdir: str):
   # A checkpoint written the multi-host way (every process saves its shards; Orbax's primary
   # host writes the metadata), to be restored by the test in a single process.
   state = {"clf": clf.params, "agent": agent.params, "key": key, "generated": images, "env": env}
-  with checkpointing.Checkpointer(workdir, config.to_dict()) as ckpt:
+  with Checkpointer(workdir, config.to_dict()) as ckpt:
     ckpt.save(1, state, {"note": "multihost"})
   outputs.write_results(workdir, {"ppo_loss": float(ppo_metrics["loss"]),
                                   "process_count": jax.process_count()})

@@ -109,7 +109,7 @@ def test_a_config_refused_by_the_setup_leaves_the_workdir_usable(tmp_path):
   """A dataset check fails after the fast config checks: no config.json may be left, or the
   corrected config would be refused as 'a run with a different config'."""
   from PIL import Image
-  from jaxsets.checkpointing import check_workdir_config
+  from jaxsets.checkpoint.workdir_config import check_workdir_config
   from jaxsets.loop.run import run
   cats = tmp_path / "cats" / "cat"
   cats.mkdir(parents=True)

@@ -1,9 +1,9 @@
-"""Checkpoints: exact round trips, retention, fallback past corrupt steps, config guard, signals."""
+"""Checkpoints: exact round trips, retention, fallback past corrupt steps, config guard
+(PreemptionGuard: test_preemption.py)."""
 import asyncio
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from flax import struct
 
-from jaxsets.checkpointing import Checkpointer, PreemptionGuard
+from jaxsets.checkpoint.manager import Checkpointer
 from jaxsets.errors import UserError
 
 CONFIG = {"seed": 0, "loop": {"budget": 400, "checkpoint_every": 1}, "data": {"name": "digits"}}
@@ -137,7 +137,7 @@ def test_keep_n_keeps_the_newest(tmp_path):
 def test_corrupt_latest_falls_back_and_says_which(tmp_path, caplog, how):
   save_steps(tmp_path, [1, 2, 3])
   corrupt(tmp_path, 3, how)
-  with caplog.at_level(logging.WARNING, logger="jaxsets.checkpointing"):
+  with caplog.at_level(logging.WARNING, logger="jaxsets.checkpoint.manager"):
     ckpt = Checkpointer(str(tmp_path), CONFIG)
     step, state, meta = ckpt.restore_latest(make_state(0))
   assert step == 2 and meta["step"] == 2
@@ -184,11 +184,11 @@ def closed_loop_error(from_c: bool):
 
 
 def test_after_a_failed_restore_only_late_read_callbacks_are_silenced(monkeypatch):
-  from jaxsets import checkpointing
+  from jaxsets.checkpoint.disk_errors import drop_late_read_callbacks
   reached = []
   monkeypatch.setattr(sys, "unraisablehook", lambda u: reached.append(u.exc_value))
-  checkpointing._drop_late_read_callbacks()
-  checkpointing._drop_late_read_callbacks()  # a second failed step does not wrap it twice
+  drop_late_read_callbacks()
+  drop_late_read_callbacks()  # a second failed step does not wrap it twice
   late = closed_loop_error(from_c=True)
   ours = closed_loop_error(from_c=False)      # our own code's mistake: must still be seen
   other = ValueError("Event loop is closed")
@@ -244,33 +244,11 @@ def test_save_must_move_forward(tmp_path):
       ckpt.save(2, make_state(0))
 
 
-def test_preemption_guard_sets_a_flag_and_restores_handlers():
-  seen = []
-  previous_int = signal.getsignal(signal.SIGINT)  # whatever was installed before, not assumed
-  previous = signal.signal(signal.SIGTERM, lambda s, f: seen.append(s))
-  try:
-    with PreemptionGuard() as guard:
-      assert not guard.requested
-      os.kill(os.getpid(), signal.SIGTERM)
-      time.sleep(0.01)  # Python runs the handler at the next bytecode boundary
-      assert guard.requested and guard.received == signal.SIGTERM
-      with pytest.raises(KeyboardInterrupt):  # a second signal stops at once
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.01)
-    assert seen == []
-    os.kill(os.getpid(), signal.SIGTERM)  # the previous handler is back
-    time.sleep(0.01)
-    assert seen == [signal.SIGTERM]
-    assert signal.getsignal(signal.SIGINT) is previous_int
-  finally:
-    signal.signal(signal.SIGTERM, previous)
-
-
 CHILD = textwrap.dedent("""
   import asyncio, os, sys, time
   import jax.numpy as jnp
   from orbax.checkpoint._src.path import async_path
-  from jaxsets.checkpointing import Checkpointer
+  from jaxsets.checkpoint.manager import Checkpointer
   workdir, marker = sys.argv[1], sys.argv[2]
   config = {"seed": 0}
   ckpt = Checkpointer(workdir, config)

@@ -13,7 +13,7 @@ from sklearn.datasets import load_digits
 import jaxsets.generator
 from jaxsets import config_loading, sharding
 from jaxsets.agent import ObservationConfig, RewardConfig
-from jaxsets.checkpointing import Checkpointer
+from jaxsets.checkpoint.manager import Checkpointer
 from jaxsets.classifier import ClassifierConfig, init_state
 from jaxsets.data.device import put_on_devices, whole_on_every_device
 from jaxsets.data.types import ImageSet

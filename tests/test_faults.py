@@ -92,7 +92,7 @@ def test_kills_mid_checkpoint_and_mid_outputs_and_a_corrupt_checkpoint_resume_ex
 FULL_DISK = textwrap.dedent("""
   import resource, signal, sys
   import numpy as np
-  from jaxsets.checkpointing import Checkpointer
+  from jaxsets.checkpoint.manager import Checkpointer
   from jaxsets.errors import UserError
   signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit a write fails with EFBIG
   ckpt = Checkpointer(sys.argv[1], {"seed": 0})
@@ -120,7 +120,7 @@ def test_full_disk_during_a_checkpoint_is_one_clear_error_and_keeps_the_last_goo
   assert "File too large" in message and "could not write step 3" in message
   assert "step 2, is intact" in message and "run the same command again" in message
   import numpy as np
-  from jaxsets.checkpointing import Checkpointer
+  from jaxsets.checkpoint.manager import Checkpointer
   with Checkpointer(str(tmp_path / "run"), {"seed": 0}) as ckpt:
     step, state, _ = ckpt.restore_latest({"x": np.zeros(10, np.float32)})
   assert step == 2 and ckpt.skipped == [] and state["x"][0] == 2

@@ -24,7 +24,7 @@ import pytest
 
 import multihost_stages
 from jaxsets import config_loading
-from jaxsets.checkpointing import Checkpointer
+from jaxsets.checkpoint.manager import Checkpointer
 from jaxsets.sharding import DATA_AXIS
 from smoke_runs import Background, outputs_of
 

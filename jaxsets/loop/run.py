@@ -22,7 +22,10 @@ RESUMABLE_KEYS = ("loop.checkpoint_every", "loop.keep_checkpoints", "generator.c
 
 def run(config, workdir: str, *, quiet: bool = False) -> dict:
   """Runs (or resumes) the method in `workdir`; returns results.json's content."""
-  from jaxsets import atomic, checkpointing, outputs
+  from jaxsets import atomic, outputs
+  from jaxsets.checkpoint.manager import Checkpointer
+  from jaxsets.checkpoint.workdir_config import check_workdir_config
+  from jaxsets.loop.preemption import PreemptionGuard
 
   start = time.time()
   check_config(config)
@@ -30,12 +33,12 @@ def run(config, workdir: str, *, quiet: bool = False) -> dict:
   # config.json is written (by the Checkpointer) only once make_setup has also accepted the
   # dataset and the dictionary: a config refused there would leave a workdir that the
   # corrected config could no longer use.
-  checkpointing.check_workdir_config(workdir, config.to_dict(), ignore=RESUMABLE_KEYS)
+  check_workdir_config(workdir, config.to_dict(), ignore=RESUMABLE_KEYS)
   atomic.check_writable_dir(workdir, "workdir")  # before a setup that may pretrain for minutes
   quiet = quiet or not distributed.is_writer()  # one progress bar for the whole run
   s = make_setup(config, quiet=quiet)
-  ckpt = checkpointing.Checkpointer(workdir, config.to_dict(), keep=int(config.loop.keep_checkpoints),
-                                    ignore=RESUMABLE_KEYS)
+  ckpt = Checkpointer(workdir, config.to_dict(), keep=int(config.loop.keep_checkpoints),
+                      ignore=RESUMABLE_KEYS)
   try:
     key = jax.random.key(int(config.seed))
     # Shapes only: building a real state would run the environment resets (fine-tunes) for nothing.
@@ -58,7 +61,7 @@ def run(config, workdir: str, *, quiet: bool = False) -> dict:
     state = st.place(s, state)
     writer = outputs.MetricWriter(os.path.join(workdir, "tensorboard"), purge_step=int(state.step))
     save = lambda state_, history_: ckpt.save(int(state_.step), state_, history_)
-    with checkpointing.PreemptionGuard() as guard:
+    with PreemptionGuard() as guard:
       state = driver.run_steps(s, state, history, save=save, should_stop=lambda: guard.requested,
                                quiet=quiet, writer=writer)
     ckpt.wait()

@@ -32,7 +32,7 @@ def restore_run(workdir: str):
   """A finished `jaxsets run` of configs/digits.py: -> (RunSetup, root key, its last RunState)."""
   import json
 
-  from jaxsets import checkpointing
+  from jaxsets.checkpoint.manager import Checkpointer
 
   # The run's own settings (config.json), on top of the file's for their types: the defaults
   # may have changed since (e.g. agent.episodes).
@@ -43,7 +43,7 @@ def restore_run(workdir: str):
   s = make_setup(config, quiet=True)
   key = jax.random.key(int(config.seed))
   template = jax.eval_shape(lambda k: st.initial_state(s, st.untrained_baseline(s, k), k), key)
-  ckpt = checkpointing.Checkpointer(workdir, config.to_dict(), keep=2)
+  ckpt = Checkpointer(workdir, config.to_dict(), keep=2)
   try:
     _, state, _ = ckpt.restore_latest(template)
   finally:
