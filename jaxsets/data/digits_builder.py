@@ -1,4 +1,5 @@
-"""scikit-learn's handwritten digits as an offline TFDS dataset with fixed, stratified splits.
+"""scikit-learn's handwritten digits as an offline TFDS dataset with fixed, stratified splits
+(the TFDS builder itself is data/tfds_io.py: Digits, which reads these splits).
 
 1,797 images, 8x8, values 0..16 scaled to uint8 0..255 (x * 255 // 16). The splits are made
 once with a FIXED dataset seed (not the run's seed), so one pretrained generator serves every
@@ -13,7 +14,6 @@ import fcntl
 import os
 
 import numpy as np
-import tensorflow_datasets as tfds
 
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SPLIT_FRACTIONS = (("generator_pool", 0.45), ("train", 0.30), ("test", 0.25))
@@ -34,35 +34,12 @@ def split_indices() -> dict[str, np.ndarray]:
   return {name: np.sort(np.concatenate(parts)) for name, parts in out.items()}
 
 
-class Digits(tfds.core.GeneratorBasedBuilder):
-  """sklearn.datasets.load_digits as TFDS, built offline."""
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Fixed stratified generator_pool / train / test splits."}
-  # Nothing to checksum, and TFDS 4.9.10's code_path lookup imports `importlib_resources`,
-  # which the pinned stack does not install: a builder without a code path skips both.
-  code_path = None
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description="scikit-learn handwritten digits (8x8), jaxsets' embedded default.",
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(8, 8, 1)),
-            "label": tfds.features.ClassLabel(names=DIGIT_NAMES),
-        }),
-        supervised_keys=("image", "label"),
-    )
-
-  def _split_generators(self, dl_manager):
-    del dl_manager  # nothing to download: scikit-learn ships the data
-    return {name: self._generate_examples(idx) for name, idx in split_indices().items()}
-
-  def _generate_examples(self, indices):
-    from sklearn.datasets import load_digits
-    d = load_digits()
-    images = (d.images.astype(np.int32) * 255 // 16).astype(np.uint8)[..., None]  # [1797,8,8,1]
-    for i in indices:
-      yield int(i), {"image": images[i], "label": int(d.target[i])}
+def digit_images() -> tuple[np.ndarray, np.ndarray]:
+  """All 1,797 digits in sklearn's order: images uint8 [1797, 8, 8, 1] (0..16 scaled to 0..255),
+  labels int [1797]."""
+  from sklearn.datasets import load_digits
+  d = load_digits()
+  return (d.images.astype(np.int32) * 255 // 16).astype(np.uint8)[..., None], d.target
 
 
 @contextlib.contextmanager
@@ -77,23 +54,15 @@ def _file_lock(path: str):
       fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def prepared_builder(data_dir: str | None) -> Digits:
-  """The digits builder, built on first use. Idempotent; TFDS writes into a temporary folder
-  and renames it, and the lock keeps two processes from building at once."""
-  builder = Digits(data_dir=data_dir or None, file_format="array_record")
-  if not builder.is_prepared():
-    with _file_lock(os.path.join(os.fspath(builder.data_dir_root), ".digits.lock")):
-      builder = Digits(data_dir=data_dir or None, file_format="array_record")
-      if not builder.is_prepared():  # another process may have built it while we waited
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(try_download_gcs=False))
-  return builder
+def prepared_builder(data_dir: str | None):
+  """The digits TFDS builder (data/tfds_io.py: Digits), built on first use. Idempotent; TFDS
+  writes into a temporary folder and renames it, and a file lock keeps two processes from
+  building at once."""
+  from jaxsets.data import tfds_io
+  return tfds_io.prepare_digits(data_dir, _file_lock)
 
 
-def read_split(builder: tfds.core.DatasetBuilder, split: str):
+def read_split(builder, split: str):
   """All of one split as numpy: images uint8 [N,8,8,1], labels int32 [N], in the stored order (fixed)."""
-  source = builder.as_data_source(split=split)
-  items = source.__getitems__(list(range(len(source))))
-  images = np.stack([np.asarray(it["image"], np.uint8) for it in items])
-  labels = np.asarray([it["label"] for it in items], np.int32)
-  return images, labels
+  from jaxsets.data import tfds_io
+  return tfds_io.read_prepared_split(builder, split)

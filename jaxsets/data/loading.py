@@ -68,16 +68,16 @@ def _raw_splits(data_cfg):
   if os.path.isdir(name):
     raise UserError(f"data.name={name!r} is a folder: write data.name='folder:{name}' to use "
                     "your own images (one sub-folder per class).")
-  from jaxsets.data import tfds_source
-  builder = tfds_source.make_builder(name, _data_dir(data_cfg))
-  names = tfds_source.class_names_of(builder)
-  available = tfds_source.split_names(builder)
+  from jaxsets.data import tfds_io
+  builder = tfds_io.make_builder(name, _data_dir(data_cfg))
+  names = tfds_io.class_names_of(builder)
+  available = tfds_io.split_names(builder)
   if "train" not in available:
     raise UserError(f"TFDS dataset {name!r} has no 'train' split (it has {sorted(available)}).")
   raw = {}
   for split in ("train", "validation", "test"):
     if split in available:
-      raw[split] = tfds_source.read_split(builder, split, size, channels)
+      raw[split] = tfds_io.read_split(builder, split, size, channels)
   if "test" not in raw and "validation" in raw:
     # imagenette and friends publish train + validation: their validation is our test, and
     # our validation is carved from train, so the reported split stays untouched.

@@ -19,7 +19,6 @@ from jaxsets.distributed import is_writer
 from jaxsets.imaging import save_png
 from jaxsets.outputs.folders import atomic_dir
 from jaxsets.outputs.results import jsonable
-from jaxsets.outputs.tfds_export import write_tfds
 
 REQUIRED_KEYS = ("prompt", "step", "reward")
 # Keys that the writer fills in itself; a record may not override them.
@@ -37,6 +36,12 @@ def class_folders(class_names: Sequence[str]) -> list[str]:
     seen.add(safe.lower())
     out.append(safe)
   return out
+
+
+def write_tfds(folder: str, images, labels, class_names, prompts, steps, rewards) -> None:
+  """The set's TFDS copy in `folder` (data/tfds_io.py, the one module that imports TFDS)."""
+  from jaxsets.data import tfds_io
+  tfds_io.write_dataset(folder, images, labels, class_names, prompts, steps, rewards)
 
 
 def _check(images, labels, class_names, records) -> None:
