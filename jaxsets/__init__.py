@@ -76,7 +76,7 @@ _EXPORTS = {
     "check_finite": ("jaxsets.api.agents", "check_finite"),
     "register_entropy": ("jaxsets.api.agents", "register_entropy"),
     # support sets
-    "SupportSet": ("jaxsets.api.support_sets", "SupportSet"),
+    "SupportSet": ("jaxsets.outputs.support_set", "SupportSet"),
     "build_support_set": ("jaxsets.api.support_sets", "build_support_set"),
     "load_support_set": ("jaxsets.api.support_sets", "load_support_set"),
     # errors
@@ -128,7 +128,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
   from jaxsets.api.devices import make_mesh, replicate  # noqa: F401
   from jaxsets.api.generation import (load_generator, load_generator_from_config,  # noqa: F401
                                       make_prompt_book)
-  from jaxsets.api.support_sets import SupportSet, build_support_set, load_support_set  # noqa: F401
+  from jaxsets.api.support_sets import build_support_set, load_support_set  # noqa: F401
   from jaxsets.classifier.config import ClassifierConfig  # noqa: F401
   from jaxsets.classifier.evaluate import EvalMetrics  # noqa: F401
   from jaxsets.classifier.state import ClassifierState  # noqa: F401
@@ -137,4 +137,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
   from jaxsets.data.types import DatasetSplits, ImageSet  # noqa: F401
   from jaxsets.errors import UserError  # noqa: F401
   from jaxsets.generator.generator import Generator  # noqa: F401
+  from jaxsets.outputs.support_set import SupportSet  # noqa: F401
   from jaxsets.prompts import PromptBook  # noqa: F401

@@ -38,7 +38,7 @@ def run_stages(config, workdir: str):
   from jaxsets.checkpoint.manager import Checkpointer
   from jaxsets.agent import init_agent, observation_size, ppo_update
   from jaxsets.classifier import SupportBatch, evaluate, finetune, init_state
-  from jaxsets.loop.driver import generate_images
+  from jaxsets.loop.state import generate_images
   from jaxsets.loop.setup import make_setup
 
   s = make_setup(config, quiet=True)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from smoke_runs import TOTAL_STEPS, outputs_of, saved_steps, wait_for
+from smoke_runs import CONFIG, TOTAL_STEPS, outputs_of, saved_steps, wait_for
 
 
 def wait_for_step(proc, workdir, step):
@@ -41,6 +41,37 @@ def test_run_writes_results_support_set_and_report(uninterrupted):
   assert comp["pure_steps"] == pure
   assert sum(comp["first_class_steps"].values()) == 2
   assert os.path.isfile(os.path.join(uninterrupted, "report.md"))
+
+
+def test_build_support_set_rebuilds_the_run_set_bit_for_bit(uninterrupted, smoke, monkeypatch):
+  """The public roll-out, given the run's trained agent, baseline, data and root key (and the
+  step its roll-out started at), builds the set the run delivered: both take one roll-out step
+  (env/rollout.py), so the images, prompts and rewards agree to the bit."""
+  import jax
+  import jaxsets
+  from jaxsets.checkpoint.manager import read_latest
+  from jaxsets.loop import state as st
+  from jaxsets.loop.setup import make_setup
+
+  monkeypatch.setenv("JAXSETS_CACHE", smoke.env["JAXSETS_CACHE"])  # the pretrained generator
+  config = jaxsets.load_config(CONFIG, smoke.args)
+  s = make_setup(config, quiet=True)
+  key = jax.random.key(int(config.seed))
+  template = st.placed_shapes(s, jax.eval_shape(
+      lambda k: st.initial_state(s, st.untrained_baseline(s, k), k), key))
+  step, state, _ = read_latest(str(uninterrupted), template)
+  assert step == TOTAL_STEPS
+  built = jaxsets.build_support_set(
+      state.agent, s.generator, s.book, state.baseline, s.real, s.val, state.key,
+      budget=s.spec.budget, images_per_step=s.spec.images_per_step, cfg=s.clf_cfg,
+      reward_cfg=s.spec.reward, observation_cfg=s.spec.observation, rollout=config.loop.rollout,
+      first_step=s.ppo.episodes * s.steps_per_episode)
+  saved = jaxsets.load_support_set(str(uninterrupted))
+  assert len(built) == len(saved) == 20
+  assert built.images.tobytes() == saved.images.tobytes()
+  assert built.labels.tolist() == saved.labels.tolist()
+  assert built.prompts == saved.prompts and built.steps.tolist() == saved.steps.tolist()
+  assert built.rewards.tobytes() == saved.rewards.tobytes()
 
 
 def test_sigterm_then_sigkill_then_resume_gives_the_same_run(tmp_path, smoke, uninterrupted):

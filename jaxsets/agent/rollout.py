@@ -1,6 +1,5 @@
-"""One step of the roll-out that builds the delivered support set, shared by `jaxsets run`
-(loop/driver.py) and `jaxsets.build_support_set` (api/support_sets.py), so the two build the
-same set from the same agent.
+"""The roll-out's action: how a trained agent chooses each step of the set it delivers (called
+by env/rollout.py: rollout_step, the one roll-out of `jaxsets run` and `jaxsets.build_support_set`).
 
 rollout "herding": the episode-level choices (domain, blend) and the class slots each take the
 option furthest behind the share the policy gives it (episode_level.herd_plan, ActorCritic.herd);
@@ -34,12 +33,15 @@ def empty_memory(num_domains: int, num_classes: int) -> RolloutMemory:
 
 
 def rollout_action(agent: AgentState, obs: jax.Array, counts: jax.Array, t: int,
-                   memory: RolloutMemory, *, rollout: str, cfg: PPOConfig):
+                   memory: RolloutMemory, *, rollout: str):
   """Step t's action: obs float32 [1, obs_dim], counts int32 [1, 3, n] (env.slot_counts) ->
-  (action int32 [1, 4], memory after the step). cfg only needs episode_decisions."""
+  (action int32 [1, 4], memory after the step)."""
   if rollout not in ROLLOUTS:
     raise ValueError(f"rollout={rollout!r}: use one of {ROLLOUTS}")
   plan, herd, mass = memory
+  # The plan functions read only episode_decisions from their (static, hashed by value) config;
+  # the network holds them, so a roll-out needs no training config.
+  cfg = PPOConfig(episode_decisions=tuple(agent.network.episode_decisions))
   if cfg.episode_decisions:
     if rollout == "herding":
       if t == 0:

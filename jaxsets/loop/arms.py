@@ -19,7 +19,7 @@ from jaxsets import sharding, streams
 from jaxsets.classifier import SupportBatch, evaluate, finetune
 from jaxsets.data.device import put_on_devices
 from jaxsets.loop import state as st
-from jaxsets.loop.driver import generate_images
+from jaxsets.loop.state import generate_images
 from jaxsets.loop.setup import RunSetup
 
 ARMS = ("baseline", "random", "balanced", "rl")

@@ -1,13 +1,12 @@
-"""The one thin loop of a run: restore, step, learn, checkpoint, and at the end the three arms.
+"""The one thin loop of a run: step, learn, log, checkpoint.
 
 Steps 0 .. episodes*T-1 train the agent on E environments (PPO after each episode of T steps);
 steps episodes*T .. episodes*T+T-1 are the roll-out of the trained agent (herding or greedy,
-config.loop.rollout), which builds the support set the run delivers. Every step is deterministic given the saved state, so a run
-resumed from any checkpoint ends exactly as an uninterrupted one.
+config.loop.rollout), which builds the support set the run delivers. Each step returns what it
+logged and `record` appends it to the history. Every step is deterministic given the saved
+state, so a run resumed from any checkpoint ends exactly as an uninterrupted one.
 """
 from __future__ import annotations
-
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -15,11 +14,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxsets import sharding
-from jaxsets.agent import act, act_in_episode, check_finite, plan_update, ppo_update, sample_plan
-from jaxsets.agent.rollout import rollout_action
+from jaxsets.agent import plan_update, ppo_update, sample_plan
 from jaxsets.agent import value as agent_value
+from jaxsets.agent.acting import act_for_step
+from jaxsets.agent.ppo import Transition
 from jaxsets.classifier import train_baseline
 from jaxsets.env import environment as env_ops
+from jaxsets.env import rollout as env_rollout
 from jaxsets.loop import state as st
 from jaxsets.loop.setup import RunSetup
 
@@ -28,98 +29,76 @@ class Preempted(Exception):
   """The run was asked to stop (SIGTERM/SIGINT) and saved its state."""
 
 
-@partial(jax.jit, static_argnames=("book", "images_per_prompt"))
-def prompt_ids(actions, *, book, images_per_prompt: int):
-  """actions int32 [E, 4] -> CLIP ids int32 [E*ips, L], each prompt repeated ips times. Jitted:
-  op by op, assembling the ids cost about 50 ms a step (a sixth of a generation)."""
-  return book.ids(jnp.repeat(actions, images_per_prompt, axis=0))
-
-
-def generate_images(s: RunSetup, actions, key):
-  """actions int32 [E, 4] -> images uint8 [E, ips, H, W, C] (ips images per prompt)."""
-  ips = s.spec.images_per_step
-  ids = prompt_ids(actions, book=s.book, images_per_prompt=ips)                 # [E*ips, L]
-  images = s.generator.generate_ids(ids, key)
-  return images.reshape((actions.shape[0], ips) + images.shape[1:])
-
-
-def train_step(s: RunSetup, state: st.RunState, history: dict) -> st.RunState:
-  """One step of the E training environments; a PPO update every agent.update_every steps
-  (bootstrapping from the value of the next state when the episode goes on)."""
+def train_step(s: RunSetup, state: st.RunState) -> tuple[st.RunState, dict]:
+  """One step of the E training environments; a PPO update every agent.update_every steps and
+  the plans' update at an episode's end. Returns the state after it and what it logged (history
+  keys -> this step's entry; "episode_over" when the step ended an episode)."""
   T, U, g = s.steps_per_episode, s.update_every, int(state.step)
   episode, t = divmod(g, T)
-  agent, env = state.agent, state.env
   # Whole on every device: the agent's side (actions, plans, trajectory) stays replicated and
   # readable on every host, while the environments may lie split over the mesh.
-  obs = sharding.replicate(env_ops.observe(env, spec=s.spec), s.mesh)          # [E, obs]
+  obs = sharding.replicate(env_ops.observe(state.env, spec=s.spec), s.mesh)    # [E, obs]
+  chosen = state.episode
+  if s.ppo.episode_decisions and t == 0:  # the episode's plan, from its first observation
+    plan, plan_log_prob = sample_plan(state.agent, obs, st.stream(state.key, st.PLAN, g), cfg=s.ppo)
+    chosen = st.EpisodeChoice(plan, obs, plan_log_prob, jnp.zeros((s.num_envs,), jnp.float32))
   keys = jax.random.split(st.stream(state.key, st.ACT, g), s.num_envs)
-  chosen, head_mask = state.episode, None
-  if s.ppo.episode_decisions:
-    if t == 0:  # the episode's plan, from its first observation
-      plan, plan_log_prob = sample_plan(agent, obs, st.stream(state.key, st.PLAN, g), cfg=s.ppo)
-      chosen = st.EpisodeChoice(plan, obs, plan_log_prob, jnp.zeros((s.num_envs,), jnp.float32))
-    plan = chosen.plan
-    actions, head_log_prob, value = jax.vmap(
-        lambda o, k, d, p: act_in_episode(agent.params, o, k, d, p, network=agent.network))(
-            obs, keys, plan.domain, plan.pure)
-    # The step's own choices: a kept domain, and c2/c3 of a pure plan, were not made here.
-    kept = jnp.stack([plan.domain >= 0, jnp.zeros_like(plan.pure), plan.pure, plan.pure], -1)
-    head_mask = 1.0 - kept.astype(jnp.float32)                                  # [E, 4]
-    log_prob = jnp.sum(head_log_prob * head_mask, axis=-1)
-  else:
-    actions, log_prob, value = jax.vmap(
-        lambda o, k: act(agent.params, o, k, network=agent.network))(obs, keys)
-  images = generate_images(s, actions, st.stream(state.key, st.GENERATE, g))
-  env, reward, finite, metrics = env_ops.step(env, actions, images, state.baseline, s.real, s.val,
-                                              s.clf_cfg, spec=s.spec, mesh=s.mesh)
-  reward = check_finite(reward, finite, where=f"episode {episode}, step {t}")
+  step = act_for_step(state.agent.params, obs, keys, chosen.plan, network=state.agent.network)
+  env, reward, metrics = env_rollout.env_step(st.world(s, state.baseline), state.env, step.action,
+                                              st.stream(state.key, st.GENERATE, g),
+                                              where=f"episode {episode}, step {t}")
   chosen = chosen._replace(ret=chosen.ret + reward)
   done = jnp.full((s.num_envs,), t == T - 1)
-  traj = jax.tree.map(lambda buf, x: buf.at[t % U].set(x), state.traj,
-                      type(state.traj)(obs, actions, jnp.asarray(reward), done, value, log_prob,
-                                       head_mask))
-  history["step_reward"].append(float(np.mean(reward)))
-  history["step_episode"].append(episode)
-  history["step_val_accuracy"].append(float(jnp.mean(metrics.accuracy)))
+  traj = st.write_transition(state.traj, t % U, Transition(
+      obs, step.action, jnp.asarray(reward), done, step.value, step.log_prob, step.head_mask))
+  log = {"step_reward": float(np.mean(reward)), "step_episode": episode,
+         "step_val_accuracy": float(jnp.mean(metrics.accuracy))}
+  agent = state.agent
   if (t + 1) % U == 0:  # learn from the last U steps
     last_value = (jnp.zeros((s.num_envs,)) if t == T - 1 else
                   agent_value(agent.params, env_ops.observe(env, spec=s.spec), network=agent.network))
     agent, ppo_metrics = ppo_update(agent, traj, last_value,
                                     st.stream(state.key, st.PPO, g), cfg=s.ppo)
-    history["ppo"].append({k: float(v) for k, v in ppo_metrics.items()})
-  if t == T - 1 and s.ppo.episode_decisions:  # credit each plan with its episode's return
-    agent, plan_metrics = plan_update(agent, chosen.obs, chosen.plan, chosen.log_prob, chosen.ret,
-                                      cfg=s.ppo)
-    history["episode_plans"].append(
-        {"domains": [int(d) for d in np.asarray(chosen.plan.domain)],
-         "pure": [bool(p) for p in np.asarray(chosen.plan.pure)],
-         "returns": [float(r) for r in np.asarray(chosen.ret)],
-         **{k: float(v) for k, v in plan_metrics.items()}})
-  if t == T - 1:  # episode over: start the next one (or the roll-out)
-    history["episode_reward"].append(float(np.sum(history["step_reward"][-T:])))
+    log["ppo"] = {k: float(v) for k, v in ppo_metrics.items()}
+  if t == T - 1:  # episode over: credit each plan with its return, start the next episode
+    if s.ppo.episode_decisions:
+      agent, log["episode_plans"] = _learn_plans(s, agent, chosen)
+    log["episode_over"] = True
     env = st.reset_envs(s, state.baseline, st.stream(state.key, st.RESET, episode + 1), s.num_envs)
   return st.place(s, state._replace(step=state.step + 1, agent=agent, env=env, traj=traj,
-                                    episode=chosen))
+                                    episode=chosen)), log
 
 
-def rollout_step(s: RunSetup, state: st.RunState, history: dict) -> st.RunState:
+def _learn_plans(s: RunSetup, agent, chosen: st.EpisodeChoice):
+  """The plans' update from a finished episode -> (agent, its log entry)."""
+  agent, metrics = plan_update(agent, chosen.obs, chosen.plan, chosen.log_prob, chosen.ret,
+                               cfg=s.ppo)
+  return agent, {"domains": [int(d) for d in np.asarray(chosen.plan.domain)],
+                 "pure": [bool(p) for p in np.asarray(chosen.plan.pure)],
+                 "returns": [float(r) for r in np.asarray(chosen.ret)],
+                 **{k: float(v) for k, v in metrics.items()}}
+
+
+def rollout_step(s: RunSetup, state: st.RunState) -> tuple[st.RunState, dict]:
   """One step of the roll-out (one environment) that builds the delivered set: herding or
-  greedy (config.loop.rollout, agent/rollout.py)."""
+  greedy (config.loop.rollout), the step `jaxsets.build_support_set` takes (env/rollout.py)."""
   g = int(state.step)
   t = g - s.ppo.episodes * s.steps_per_episode
-  env = state.rollout
-  obs = env_ops.observe(env, spec=s.spec)                                       # [1, obs]
-  counts = env_ops.slot_counts(env, num_classes=s.spec.num_classes)             # [1, 3, n]
-  actions, memory = rollout_action(state.agent, obs, counts, t, state.rollout_memory,
-                                   rollout=s.config.loop.rollout, cfg=s.ppo)
-  images = generate_images(s, actions, st.stream(state.key, st.GENERATE, g))
-  env, reward, finite, _ = env_ops.step(env, actions, images, state.baseline, s.real, s.val,
-                                        s.clf_cfg, spec=s.spec, mesh=s.mesh)
-  reward = check_finite(reward, finite, where=f"roll-out step {t}")
-  history["rollout_reward"].append(float(reward[0]))
+  env, memory, reward = env_rollout.rollout_step(
+      st.world(s, state.baseline), state.agent, state.rollout, state.rollout_memory, t,
+      st.stream(state.key, st.GENERATE, g), rollout=s.config.loop.rollout)
   rewards = state.rollout_reward.at[t].set(float(reward[0]))
   return st.place(s, state._replace(step=state.step + 1, rollout=env, rollout_memory=memory,
-                                    rollout_reward=rewards))
+                                    rollout_reward=rewards)), {"rollout_reward": float(reward[0])}
+
+
+def record(history: dict, log: dict, *, steps_per_episode: int) -> None:
+  """Appends a step's log to the history: the one place the history grows."""
+  for name, entry in log.items():
+    if name != "episode_over":
+      history[name].append(entry)
+  if log.get("episode_over"):
+    history["episode_reward"].append(float(np.sum(history["step_reward"][-steps_per_episode:])))
 
 
 def total_steps(s: RunSetup) -> int:
@@ -149,7 +128,8 @@ def run_steps(s: RunSetup, state: st.RunState, history: dict, *, save, should_st
     while int(state.step) < total_steps(s):
       g = int(state.step)
       if g < n_train:
-        state = train_step(s, state, history)
+        state, log = train_step(s, state)
+        record(history, log, steps_per_episode=s.steps_per_episode)
         episode = g // s.steps_per_episode
         bar.set_postfix(episode=f"{episode + 1}/{s.ppo.episodes}",
                         reward=f"{history['step_reward'][-1]:+.4f}",
@@ -158,7 +138,8 @@ def run_steps(s: RunSetup, state: st.RunState, history: dict, *, save, should_st
           writer.scalars({"train/reward": history["step_reward"][-1],
                           "train/val_accuracy": history["step_val_accuracy"][-1]}, g)
       else:
-        state = rollout_step(s, state, history)
+        state, log = rollout_step(s, state)
+        record(history, log, steps_per_episode=s.steps_per_episode)
         bar.set_postfix(phase=f"{s.config.loop.rollout} roll-out", reward=f"{history['rollout_reward'][-1]:+.4f}")
         if writer is not None:
           writer.scalar("rollout/reward", history["rollout_reward"][-1], g)

@@ -10,6 +10,7 @@ import numpy as np
 
 from jaxsets import distributed, sharding
 from jaxsets.classifier import SupportBatch, empty_support
+from jaxsets.env import rollout as env_rollout
 from jaxsets.errors import UserError
 from jaxsets.loop import arms, driver
 from jaxsets.loop import state as st
@@ -94,7 +95,6 @@ def finish(s, state: st.RunState, history: dict, workdir: str, *, seconds: float
   empty = empty_support(rl_support.images.shape[1:], rl_support.mask.shape[0])  # same shapes
   scores = arms.evaluate_arms(s, state, {"baseline": empty, "random": random_support,
                                          "balanced": balanced_support, "rl": rl_support})
-  ips = s.spec.images_per_step
   # to_host, not np.asarray: on several hosts an array may be split over processes.
   actions = sharding.to_host(state.rollout.actions)[0]                         # [T, 4]
   prompts = [s.book.text(a) for a in actions]
@@ -114,19 +114,16 @@ def finish(s, state: st.RunState, history: dict, workdir: str, *, seconds: float
       "seconds": round(seconds, 1),
       "config": s.config.to_dict(),
   }
-  members = sharding.to_host(rl_support.mask)     # the roll-out fills the budget; be exact anyway
-  images = sharding.to_host(rl_support.images)[members]
-  labels = sharding.to_host(rl_support.labels)[members]
-  rewards = sharding.to_host(state.rollout_reward)
-  records = [{"prompt": prompts[i // ips], "step": i // ips, "reward": float(rewards[i // ips])}
-             for i in range(len(labels))]
+  # The set as build_support_set returns it (every host gathers; one writes).
+  support = env_rollout.support_set_of(state.rollout, state.rollout_reward, s.book,
+                                       images_per_step=s.spec.images_per_step)
   if not distributed.is_writer():  # every host computed the same; one writes
     return results
   try:
-    outputs.write_support_set(workdir, images, labels, s.book.class_names, records)
+    support.save(workdir)
     outputs.write_results(workdir, results)
-    outputs.write_report(workdir, results, history, images, labels,
-                         [r["prompt"] for r in records], s.book.class_names)
+    outputs.write_report(workdir, results, history, support.images, support.labels,
+                         list(support.prompts), s.book.class_names)
   except OSError as e:  # each output is swapped in whole, so a failed one leaves the old file
     raise UserError(f"could not write the outputs in {workdir} ({e.strerror or e}: "
                     f"{e.filename or ''}). The run's last checkpoint is saved: free space or fix "

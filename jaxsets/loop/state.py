@@ -11,6 +11,8 @@ from jaxsets.agent import AgentState, Plan, Transition, init_agent, no_plan, obs
 from jaxsets.agent.rollout import RolloutMemory, empty_memory
 from jaxsets.classifier import ClassifierState, init_state
 from jaxsets.env import environment as env_ops
+from jaxsets.env import rollout as env_rollout
+from jaxsets.env.rollout import World, reset_rollout
 from jaxsets.loop.setup import RunSetup
 
 from jaxsets.streams import (ACT, AGENT_INIT, BASELINE, EVAL, GENERATE, PLAN, PPO,  # noqa: F401
@@ -45,6 +47,24 @@ def empty_traj(s: RunSetup, obs_dim: int) -> Transition:
   return Transition(obs=z(t, e, obs_dim), action=z(t, e, 4, dtype=jnp.int32), reward=z(t, e),
                     done=z(t, e, dtype=bool), value=z(t, e), log_prob=z(t, e),
                     head_mask=z(t, e, 4) if s.ppo.episode_decisions else None)
+
+
+@jax.jit
+def write_transition(traj: Transition, row: jax.Array, transition: Transition) -> Transition:
+  """traj [U, E] with row `row` (int32 [], traced: one compile for every row) replaced by
+  transition [E]."""
+  return jax.tree.map(lambda buf, x: buf.at[row].set(x), traj, transition)
+
+
+def world(s: RunSetup, baseline: ClassifierState) -> World:
+  """What every environment step of the run reads (env/rollout.py)."""
+  return World(baseline, s.real, s.val, s.clf_cfg, s.spec, s.generator, s.book, s.mesh)
+
+
+def generate_images(s: RunSetup, actions, key):
+  """The run's generator on actions int32 [E, 4] -> images uint8 [E, ips, H, W, C]."""
+  return env_rollout.generate_images(s.generator, s.book, actions, key,
+                                     images_per_prompt=s.spec.images_per_step)
 
 
 def reset_envs(s: RunSetup, baseline, key, num_envs: int):
@@ -87,7 +107,7 @@ def initial_state(s: RunSetup, baseline: ClassifierState, key) -> RunState:
       step=jnp.int32(0), key=key, baseline=baseline, agent=agent,
       env=reset_envs(s, baseline, stream(key, RESET, 0), s.num_envs),
       traj=empty_traj(s, obs_dim),
-      rollout=reset_envs(s, baseline, stream(key, ROLLOUT), 1),
+      rollout=reset_rollout(world(s, baseline), key),
       rollout_reward=jnp.zeros((s.steps_per_episode,), jnp.float32),
       episode=EpisodeChoice(no_plan((s.num_envs,)), jnp.zeros((s.num_envs, obs_dim), jnp.float32),
                             jnp.zeros((s.num_envs,), jnp.float32),

@@ -10,6 +10,7 @@ Every file is written atomically (jaxsets.atomic), and support_set/ appears as a
 from jaxsets.outputs.metrics import MetricWriter
 from jaxsets.outputs.report import write_report
 from jaxsets.outputs.results import write_results
-from jaxsets.outputs.support_set import write_support_set
+from jaxsets.outputs.support_set import SupportSet, load_support_set, write_support_set
 
-__all__ = ["MetricWriter", "write_report", "write_results", "write_support_set"]
+__all__ = ["MetricWriter", "SupportSet", "load_support_set", "write_report", "write_results",
+           "write_support_set"]

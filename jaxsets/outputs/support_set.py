@@ -4,9 +4,13 @@
     <class folder>/0007.png   one PNG per image; the number is the image's index in the set
     manifest.jsonl            line i: file, label, class_name, prompt, step, reward (+ extra keys)
     tfds/                     tfds.builder_from_directory("support_set/tfds"); example i = image i
+
+The format's one writer (`write_support_set`) and one reader (`load_support_set`), and
+`SupportSet`, the set in host memory, which both speak.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -15,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from jaxsets.atomic import atomic_path
+from jaxsets.errors import UserError
 from jaxsets.distributed import is_writer
 from jaxsets.imaging import save_png
 from jaxsets.outputs.folders import atomic_dir
@@ -23,6 +28,40 @@ from jaxsets.outputs.results import jsonable
 REQUIRED_KEYS = ("prompt", "step", "reward")
 # Keys that the writer fills in itself; a record may not override them.
 MANIFEST_KEYS = ("file", "label", "class_name")
+
+
+@dataclasses.dataclass(frozen=True)
+class SupportSet:
+  """A synthetic support set on the host.
+
+  images uint8 [N, H, W, C]; labels int32 [N] (dataset class indices, the prompt's c1);
+  prompts: N strings; steps int32 [N]: the agent step that made each image; rewards float32
+  [N]: that step's reward; class_names: every class of the dataset, in label order.
+  """
+  images: np.ndarray
+  labels: np.ndarray
+  prompts: tuple[str, ...]
+  steps: np.ndarray
+  rewards: np.ndarray
+  class_names: tuple[str, ...]
+
+  def __len__(self) -> int:
+    return int(self.labels.shape[0])
+
+  def records(self) -> list[dict]:
+    """One manifest record per image: prompt, step, reward."""
+    return [{"prompt": p, "step": int(s), "reward": float(r)}
+            for p, s, r in zip(self.prompts, self.steps, self.rewards)]
+
+  def as_batch(self, rows: int | None = None):
+    """The set as a `SupportBatch` padded to `rows` (default: its size) for `finetune`."""
+    from jaxsets.api.classification import support_batch
+    return support_batch(self.images, self.labels, rows=len(self) if rows is None else rows)
+
+  def save(self, workdir: str) -> str:
+    """Writes workdir/support_set/ as a run does (PNGs per class, manifest.jsonl, a TFDS copy);
+    returns its path. `load_support_set` reads it back."""
+    return write_support_set(workdir, self.images, self.labels, self.class_names, self.records())
 
 
 def class_folders(class_names: Sequence[str]) -> list[str]:
@@ -95,3 +134,50 @@ def write_support_set(workdir: str, images, labels, class_names: Sequence[str],
                [r["prompt"] for r in lines], [r["step"] for r in lines],
                [r["reward"] for r in lines])
   return target
+
+
+def load_support_set(path: str) -> SupportSet:
+  """Reads a saved support set: a run's workdir, or its `support_set/` folder.
+
+  Reads manifest.jsonl and the PNGs it lists (no TensorFlow needed); class names come from the
+  TFDS copy's label list (or the run's results.json). Image i is manifest line i.
+  """
+  from PIL import Image
+
+  folder = path if os.path.isfile(os.path.join(path, "manifest.jsonl")) else os.path.join(path, "support_set")
+  manifest = os.path.join(folder, "manifest.jsonl")
+  if not os.path.isfile(manifest):
+    raise UserError(f"no support set at {path!r}: expected {manifest} (a run's workdir or its "
+                    "support_set/ folder, written at the end of `jaxsets run`).")
+  with open(manifest) as f:
+    rows = [json.loads(line) for line in f if line.strip()]
+  if not rows:
+    raise UserError(f"{manifest} is empty.")
+  images = []
+  for row in rows:
+    with Image.open(os.path.join(folder, row["file"])) as im:
+      a = np.asarray(im, np.uint8)
+    images.append(a[..., None] if a.ndim == 2 else a)
+  labels = np.asarray([r["label"] for r in rows], np.int32)
+  return SupportSet(images=np.stack(images), labels=labels,
+                    prompts=tuple(str(r["prompt"]) for r in rows),
+                    steps=np.asarray([r["step"] for r in rows], np.int32),
+                    rewards=np.asarray([r["reward"] for r in rows], np.float32),
+                    class_names=_class_names(folder, rows))
+
+
+def _class_names(folder: str, rows: list[dict]) -> tuple[str, ...]:
+  """Every class name in label order, including classes the set does not contain."""
+  labels_txt = os.path.join(folder, "tfds", "label.labels.txt")
+  if os.path.isfile(labels_txt):
+    with open(labels_txt) as f:
+      return tuple(line.rstrip("\n") for line in f if line.strip())
+  results = os.path.join(os.path.dirname(os.path.abspath(folder)), "results.json")
+  if os.path.isfile(results):
+    with open(results) as f:
+      names = json.load(f).get("class_names")
+    if names:
+      return tuple(names)
+  # Only the manifest: names of the classes present; absent ones get a placeholder.
+  known = {int(r["label"]): str(r["class_name"]) for r in rows}
+  return tuple(known.get(k, f"class_{k}") for k in range(max(known) + 1))

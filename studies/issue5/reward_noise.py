@@ -7,7 +7,7 @@ split for a fixed set S (k steps of random prompts), fixed new images a, and 12 
 """
 import jax, jax.numpy as jnp, numpy as np
 from common import arg, setup
-from jaxsets.loop.driver import generate_images
+from jaxsets.loop.state import generate_images
 from jaxsets.classifier import SupportBatch, finetune, evaluate
 import jaxsets.data.device as dev
 import jaxsets.classifier.train as tr

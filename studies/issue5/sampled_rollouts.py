@@ -7,7 +7,7 @@ import sys, json
 import jax, numpy as np
 from common import restore_run
 from jaxsets.loop import state as st, env as env_ops
-from jaxsets.loop.driver import generate_images
+from jaxsets.loop.state import generate_images
 from jaxsets.agent import act
 from jaxsets.classifier import SupportBatch, finetune, evaluate
 from jaxsets.data.device import put_on_devices

@@ -9,7 +9,7 @@ and test accuracy of each.
 """
 import jax, jax.numpy as jnp, numpy as np
 from common import arg, setup
-from jaxsets.loop.driver import generate_images
+from jaxsets.loop.state import generate_images
 from jaxsets.classifier import SupportBatch, finetune, evaluate
 from jaxsets.data.device import put_on_devices
 seed = int(arg(1, "0"))

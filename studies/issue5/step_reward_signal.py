@@ -9,7 +9,7 @@ classes; the reward is then regressed on domain, purity and set size.
 import time
 import jax, jax.numpy as jnp, numpy as np, optax
 from common import arg, setup
-from jaxsets.loop.driver import generate_images
+from jaxsets.loop.state import generate_images
 from jaxsets.classifier import SupportBatch, finetune, evaluate
 from jaxsets.classifier.state import make_optimizer
 
