@@ -82,9 +82,10 @@ def load_generator_from_config(config, *, mesh=None, quiet: bool = True):
     >>> generator = jaxsets.load_generator_from_config(config)          # doctest: +SKIP
   """
   from jaxsets.generator import loading
+  from jaxsets.generator.embedded import make
 
   if config.generator.model == "embedded":
-    loading.ensure_embedded(config, quiet=quiet)
+    make.ensure_embedded(config, quiet=quiet)
   return loading.load_generator(config, mesh)
 
 

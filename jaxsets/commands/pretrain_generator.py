@@ -20,7 +20,8 @@ def run(args, config) -> int:
     raise UserError(f"generator.model={config.generator.model!r} is pretrained already; "
                     "pretrain-generator builds only the embedded model (generator.model='embedded').")
   from jaxsets.atomic import check_writable_dir
-  from jaxsets.generator.loading import cache_dir, describe_embedded, embedded_folder, ensure_embedded
+  from jaxsets.generator.embedded.make import ensure_embedded
+  from jaxsets.generator.loading import cache_dir, describe_embedded, embedded_folder
 
   folder = embedded_folder(config)
   cached = os.path.isfile(os.path.join(folder, "model_index.json")) and not args.rebuild

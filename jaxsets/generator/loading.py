@@ -1,4 +1,5 @@
-"""Finding the generator a config asks for: the cached embedded model or real SD weights."""
+"""Finding the generator a config asks for: the cached embedded model or real SD weights.
+(Making the embedded model when it is not cached: embedded/make.py.)"""
 from __future__ import annotations
 
 import hashlib
@@ -84,67 +85,3 @@ def load_generator(config, mesh=None) -> Generator:
   return Generator(parts, sampler_config(config, parts),
                    guidance_scale=float(config.generator.guidance_scale),
                    negative_prompt=config.generator.negative_prompt, mesh=mesh)
-
-
-def ensure_embedded(config, *, quiet: bool = False, rebuild: bool = False) -> str:
-  """Builds (pretrains) the embedded generator for `config` unless it is cached; returns its folder.
-
-  The folder's jaxsets_embedded.json records how recognisable its images are: the share of
-  "A photo of a {class}" images that a logistic regression trained on real digits reads as the
-  prompted class (and the same for three-class prompts, read as c1).
-  """
-  import shutil
-  import time
-
-  import jax
-  import numpy as np
-
-  from jaxsets import data
-  from jaxsets.generator.embedded import quality
-  from jaxsets.generator.embedded.build import build_embedded
-  from jaxsets.generator.embedded.pretrain import PretrainConfig
-
-  folder = embedded_folder(config)
-  if os.path.isfile(os.path.join(folder, "model_index.json")) and not rebuild:
-    return folder
-  if rebuild and os.path.isdir(folder):
-    shutil.rmtree(folder)
-  pool = data.load_generator_pool(config.data)
-  reader_data = data.load_dataset(_all_real_train(config.data), int(config.seed))
-  reader = quality.fit_reader(np.concatenate([reader_data.train.images, reader_data.validation.images]),
-                              np.concatenate([reader_data.train.labels, reader_data.validation.labels]))
-  names = pool.class_names
-  start = time.time()
-
-  def describe(parts):
-    gen = Generator(parts, sampler_config(config, parts),
-                    guidance_scale=float(config.generator.guidance_scale))
-    key = jax.random.key(12345)
-    prompts, labels = quality.single_class_prompts(names, per_class=20)
-    single, per_class = quality.recognition_rate(reader, gen.generate(prompts, key), labels, len(names))
-    rng = np.random.default_rng(0)  # host-side choice of evaluation prompts, not a learner
-    triples = rng.integers(0, len(names), size=(200, 3))
-    t_prompts = [config.prompts.template.format(domain="photo", c1=names[a], c2=names[b], c3=names[c])
-                 for a, b, c in triples]
-    triple, _ = quality.recognition_rate(reader, gen.generate(t_prompts, jax.random.fold_in(key, 1)),
-                                         triples[:, 0], len(names))
-    return {"recognition_rate": single, "recognition_rate_per_class": per_class,
-            "recognition_rate_three_class_prompts": triple,
-            "guidance_scale": float(config.generator.guidance_scale),
-            "scheduler": config.generator.scheduler,
-            "num_inference_steps": int(config.generator.num_inference_steps),
-            "pretrain": config.pretrain.to_dict(), "pool_size": len(pool),
-            "train_seconds": round(time.time() - start, 1)}
-
-  build_embedded(pool.images, pool.labels, names, config.prompts.template,
-                 PretrainConfig.from_config(config.pretrain), folder, quiet=quiet, describe=describe)
-  return folder
-
-
-def _all_real_train(data_cfg):
-  """The data section with every real training image kept (the quality reader's training set)."""
-  cfg = data_cfg.copy_and_resolve_references()
-  cfg.unlock()
-  cfg.train_per_class = 0
-  cfg.imbalance_ratio = 1.0
-  return cfg

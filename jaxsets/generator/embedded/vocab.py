@@ -12,7 +12,7 @@ import os
 import re
 from typing import Iterable
 
-from transformers.models.clip.tokenization_clip import bytes_to_unicode
+from jaxsets.generator.hf_bpe import byte_symbols
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 # The prompt template's own words and punctuation.
@@ -29,14 +29,15 @@ def words_of(texts: Iterable[str]) -> list[str]:
 
 def write_vocab(folder: str, texts: Iterable[str]) -> None:
   """Writes vocab.json and merges.txt to `folder` covering every word in `texts`."""
-  symbols = list(bytes_to_unicode().values())
+  byte_symbol = byte_symbols()
+  symbols = list(byte_symbol.values())
   vocab: dict[str, int] = {}
   for s in symbols + [s + "</w>" for s in symbols]:
     vocab.setdefault(s, len(vocab))
   merges: list[tuple[str, str]] = []
   for word in sorted(set(words_of(list(texts) + list(TEMPLATE_WORDS)))):
     # The word's bytes, mapped to CLIP's printable byte symbols; the last one ends the word.
-    chars = [bytes_to_unicode()[b] for b in word.encode("utf-8")]
+    chars = [byte_symbol[b] for b in word.encode("utf-8")]
     parts = chars[:-1] + [chars[-1] + "</w>"]
     while len(parts) > 1:  # left-to-right chain: ((s e) v) e n</w> -> "seven</w>"
       pair = (parts[0], parts[1])
