@@ -79,12 +79,12 @@ def jaxsets_step(plan: dict, part) -> None:
   # An untrained baseline: a step's cost does not depend on the weights. One placement for the
   # whole run, as jaxsets.loop.run does (else the first PPO update compiles again).
   state = sharding.replicate(st.initial_state(s, st.untrained_baseline(s, key), key), s.mesh)
-  history, steps = driver.new_history(), []
+  steps = []
   # update_every = 2: steps 0-3 compile (the first PPO update changes the agent's placement, so
   # the second compiles again), steps 4-5 are timed: one period with one PPO update.
   for _ in range(6):
     start = time.perf_counter()
-    state = jax.block_until_ready(driver.train_step(s, state, history))
+    state = jax.block_until_ready(driver.train_step(s, state)[0])
     steps.append(time.perf_counter() - start)
     part["step_s"] = steps
     part.save()

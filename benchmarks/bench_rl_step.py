@@ -43,11 +43,11 @@ def _setup_jaxsets(ctx, update_every: int):
   # it the agent's first PPO update changes the parameters' placement and act/value/ppo_update
   # compile a second time inside the timed period.
   state = sharding.replicate(state, s.mesh)
-  box = {"state": state, "history": driver.new_history()}
+  box = {"state": state}
 
   def period(i):
     for _ in range(update_every):
-      box["state"] = driver.train_step(s, box["state"], box["history"])
+      box["state"], _ = driver.train_step(s, box["state"])
     return box["state"]
 
   return s, period
