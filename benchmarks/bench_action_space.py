@@ -74,7 +74,7 @@ def run(ctx) -> list[dict]:
   cfg = PPOConfig.from_config(config.agent)
   d = len(config.prompts.domains)
   steps = int(config.agent.update_every) or int(config.loop.budget) // int(config.loop.images_per_step)
-  envs = cfg.num_envs
+  envs = int(config.agent.num_envs)
   # The flat policy runs only where it fits comfortably beside the other work on this machine
   # (--quick: a smaller share, so only n = 10 runs).
   budget = available_bytes() * (0.1 if ctx.quick else 0.35)

@@ -47,7 +47,7 @@ def run(ctx) -> list[dict]:
   cfg = PPOConfig.from_config(config.agent)
   n, d = 10, len(config.prompts.domains)
   steps = int(config.agent.update_every) or int(config.loop.budget) // int(config.loop.images_per_step)
-  envs = cfg.num_envs
+  envs = int(config.agent.num_envs)
   obs_dim = observation_size(n, cfg.observation)
   _, ours = jaxsets_update(cfg, obs_dim, d, n, steps, envs)
   sides = {"jaxsets": (ours, None)}

@@ -65,7 +65,7 @@ def test_build_support_set_rebuilds_the_run_set_bit_for_bit(uninterrupted, smoke
       state.agent, s.generator, s.book, state.baseline, s.real, s.val, state.key,
       budget=s.spec.budget, images_per_step=s.spec.images_per_step, cfg=s.clf_cfg,
       reward_cfg=s.spec.reward, observation_cfg=s.spec.observation, rollout=config.loop.rollout,
-      first_step=s.ppo.episodes * s.steps_per_episode)
+      first_step=s.loop.episodes * s.steps_per_episode)
   saved = jaxsets.load_support_set(str(uninterrupted))
   assert len(built) == len(saved) == 20
   assert built.images.tobytes() == saved.images.tobytes()

@@ -18,7 +18,6 @@ torso they share with the rest of the actor) take clipped PPO steps on those E r
 """
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -28,7 +27,7 @@ import optax
 from jaxsets.agent import distributions
 from jaxsets.agent.config import PPOConfig
 from jaxsets.agent.policy import ActorCritic, AgentState
-from jaxsets.agent.ppo import clipped_policy_loss
+from jaxsets.agent.ppo import apply_gradients, clipped_policy_loss
 
 
 class Plan(NamedTuple):
@@ -73,7 +72,7 @@ def _choose(state: AgentState, obs, pick, cfg: PPOConfig) -> Plan:
   return plan
 
 
-@functools.partial(jax.jit, static_argnames=("cfg",))
+@jax.jit
 def sample_plan(state: AgentState, obs: jax.Array, key: jax.Array, *, cfg: PPOConfig):
   """An episode's plan sampled from obs [E, obs_dim] (its first observation) ->
   (Plan of [E], log_prob [E])."""
@@ -82,7 +81,7 @@ def sample_plan(state: AgentState, obs: jax.Array, key: jax.Array, *, cfg: PPOCo
   return plan, _plan_log_prob_and_entropy(state.apply_fn, state.params, obs, plan, cfg)[0]
 
 
-@functools.partial(jax.jit, static_argnames=("cfg",))
+@jax.jit
 def greedy_plan(state: AgentState, obs: jax.Array, *, cfg: PPOConfig) -> Plan:
   """The roll-out's plan: the most likely choice of each episode-level head."""
   return _choose(state, obs, lambda logits, i: distributions.mode_head(logits), cfg)
@@ -98,7 +97,7 @@ class PlanHerd(NamedTuple):
   deficit: jax.Array
 
 
-@functools.partial(jax.jit, static_argnames=("cfg",))
+@jax.jit
 def start_plan_herd(state: AgentState, obs: jax.Array, *, cfg: PPOConfig) -> PlanHerd:
   """obs [..., obs_dim] (the roll-out's first observation) -> PlanHerd with nothing taken yet."""
   domain_logits, blend_logits = state.apply_fn({"params": state.params}, obs,
@@ -109,7 +108,7 @@ def start_plan_herd(state: AgentState, obs: jax.Array, *, cfg: PPOConfig) -> Pla
   return PlanHerd(probs, jnp.zeros_like(probs))
 
 
-@functools.partial(jax.jit, static_argnames=("cfg",))
+@jax.jit
 def herd_plan(herd: PlanHerd, *, cfg: PPOConfig) -> tuple[Plan, PlanHerd]:
   """This step's plan: each episode-level head takes the option furthest behind its share,
   argmax(deficit + p), so over a roll-out of T steps each domain leads about p(domain)·T steps
@@ -132,14 +131,14 @@ def herd_plan(herd: PlanHerd, *, cfg: PPOConfig) -> tuple[Plan, PlanHerd]:
   return plan, herd._replace(deficit=behind - taken)
 
 
-@functools.partial(jax.jit, static_argnames=("cfg",))
+@jax.jit
 def plan_update(state: AgentState, obs: jax.Array, plan: Plan, old_log_prob: jax.Array,
                 episode_return: jax.Array, *, cfg: PPOConfig):
   """Clipped updates of the plan heads from a finished episode of E environments.
 
   obs float32 [E, obs_dim]: the observations the plans were chosen from; plan: Plan of [E];
   old_log_prob [E]: log p(plan) then; episode_return [E]: the sum of each episode's rewards.
-  cfg.epochs full-batch gradient steps (E rows are too few to split).
+  cfg.epochs full-batch gradient steps (E rows are too few to split); cfg's numbers traced.
   Returns (state, metrics: policy_loss, entropy, approx_kl, clip_fraction, grad_norm,
   return_spread).
   """
@@ -157,7 +156,7 @@ def plan_update(state: AgentState, obs: jax.Array, plan: Plan, old_log_prob: jax
   def epoch(state, _):
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     metrics["grad_norm"] = optax.tree.norm(grads)
-    return state.apply_gradients(grads=grads), metrics
+    return apply_gradients(state, grads, cfg), metrics
 
   state, metrics = jax.lax.scan(epoch, state, None, length=cfg.epochs)
   metrics = jax.tree.map(jnp.mean, metrics)

@@ -8,7 +8,6 @@ value of the observation after the last transition (ignored where done[T-1]).
 """
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -17,7 +16,7 @@ import optax
 
 from jaxsets import sharding
 from jaxsets.agent.config import PPOConfig
-from jaxsets.agent.policy import AgentState
+from jaxsets.agent.policy import AgentState, make_optimizer
 
 
 class Transition(NamedTuple):
@@ -87,11 +86,11 @@ def clipped_policy_loss(log_prob: jax.Array, old_log_prob: jax.Array, advantage:
 def value_loss(value: jax.Array, old_value: jax.Array, returns: jax.Array,
                value_clip_eps: float) -> jax.Array:
   """0.5 * E[(V - R)^2]; with value_clip_eps > 0 the PPO2 pessimistic clipped form
-  0.5 * E[max((V - R)^2, (V_old + clip(V - V_old, +-eps) - R)^2)]."""
+  0.5 * E[max((V - R)^2, (V_old + clip(V - V_old, +-eps) - R)^2)]. value_clip_eps may be traced:
+  both forms are computed and one selected (the plain one gets the same bits as alone)."""
   error = jnp.square(value - returns)
-  if value_clip_eps > 0:
-    clipped = old_value + jnp.clip(value - old_value, -value_clip_eps, value_clip_eps)
-    error = jnp.maximum(error, jnp.square(clipped - returns))
+  clipped = old_value + jnp.clip(value - old_value, -value_clip_eps, value_clip_eps)
+  error = jnp.where(value_clip_eps > 0, jnp.maximum(error, jnp.square(clipped - returns)), error)
   return 0.5 * jnp.mean(error)
 
 
@@ -115,6 +114,15 @@ def ppo_loss(params, apply_fn, batch: Minibatch, *, cfg: PPOConfig):
   return loss, metrics
 
 
+def apply_gradients(state: AgentState, grads, cfg: PPOConfig) -> AgentState:
+  """state.apply_gradients with the optimiser made from cfg, whose learning rate and clip norm
+  may be traced (state.tx holds the numbers the agent was made with: only its structure is
+  used, to make the Adam state, so a checkpoint's layout does not depend on them)."""
+  updates, opt_state = make_optimizer(cfg).update(grads, state.opt_state, state.params)
+  return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                       opt_state=opt_state)
+
+
 def _explained_variance(prediction: jax.Array, target: jax.Array) -> jax.Array:
   """1 - Var[target - prediction] / Var[target] (0 when the target has no variance)."""
   var = jnp.var(target)
@@ -131,10 +139,11 @@ def _flatten(traj: Transition, advantages: jax.Array, returns: jax.Array) -> Min
                    head_mask=None if traj.head_mask is None else flat(traj.head_mask))
 
 
-@functools.partial(jax.jit, static_argnames=("cfg",))
+@jax.jit
 def ppo_update(state: AgentState, traj: Transition, last_value: jax.Array, key: jax.Array,
                *, cfg: PPOConfig):
-  """PPO update on one trajectory batch (jitted; `cfg` static).
+  """PPO update on one trajectory batch (jitted; cfg's numbers traced, its structure static:
+  a new gamma, clip_eps or learning rate reuses the compiled program).
 
   state: AgentState; traj: Transition with leaves [T, E, ...]; last_value: float32 [E];
   key: a PRNG key (typed or raw) that fixes the minibatch shuffles of every epoch.
@@ -168,7 +177,7 @@ def ppo_update(state: AgentState, traj: Transition, last_value: jax.Array, key: 
   def minibatch_step(state, batch):
     (_, metrics), grads = grad_fn(state.params, state.apply_fn, batch, cfg=cfg)
     metrics["grad_norm"] = optax.tree.norm(grads)
-    return state.apply_gradients(grads=grads), metrics
+    return apply_gradients(state, grads, cfg), metrics
 
   def epoch_step(state, epoch_key):
     order = jax.random.permutation(epoch_key, rows)[:used]

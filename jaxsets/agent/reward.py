@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsets import config_types
 from jaxsets.errors import UserError
 
 EntropyFn = Callable[[Any], jax.Array]
@@ -69,8 +70,7 @@ class RewardConfig:
 
   @classmethod
   def from_config(cls, section: Any) -> "RewardConfig":
-    return cls(w_acc=float(section.w_acc), w_ent=float(section.w_ent),
-               entropy=str(section.entropy))
+    return cls(**config_types.read_section(cls, section, "reward.", required=True))
 
 
 def reward(before, after, *, w_acc: float = 1.0, w_ent: float = 1.0,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flax import struct
 
+from jaxsets import config_types
 from jaxsets.errors import UserError
 
 FINETUNE_FROM = ("baseline", "continue")
@@ -32,14 +33,9 @@ class ClassifierConfig:
 
   @classmethod
   def from_config(cls, section) -> "ClassifierConfig":
-    """From `config.classifier`; keys it lacks keep the defaults above."""
-    defaults = cls()
-    kwargs = {}
-    for name in cls.__dataclass_fields__:
-      if name in section:
-        kind = type(getattr(defaults, name))
-        kwargs[name] = kind(section[name])
-    cfg = cls(**kwargs)
+    """From `config.classifier`, each value of its field's kind; keys it lacks keep the
+    defaults above."""
+    cfg = cls(**config_types.read_section(cls, section, "classifier."))
     if cfg.finetune_from not in FINETUNE_FROM:
       raise UserError(f"classifier.finetune_from={cfg.finetune_from!r}: use 'baseline' (restart "
                       "every fine-tune from the baseline) or 'continue'.")

@@ -71,7 +71,7 @@ def evaluate_arms(s: RunSetup, state: st.RunState, supports: dict) -> dict:
   """Test metrics per arm, each the mean over loop.eval_repeats fine-tunes whose minibatch
   keys are shared across arms (so the arms differ only in their support sets)."""
   test = put_on_devices(s.splits.test, s.mesh)
-  repeats = int(s.config.loop.eval_repeats)
+  repeats = s.loop.eval_repeats
   # Each fine-tune's minibatch split over the devices (added in device order, the same bits on
   # any layout of them over processes), the test set scored where it lies.
   mesh = s.mesh if s.mesh.size > 1 else None

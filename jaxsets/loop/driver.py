@@ -83,10 +83,10 @@ def rollout_step(s: RunSetup, state: st.RunState) -> tuple[st.RunState, dict]:
   """One step of the roll-out (one environment) that builds the delivered set: herding or
   greedy (config.loop.rollout), the step `jaxsets.build_support_set` takes (env/rollout.py)."""
   g = int(state.step)
-  t = g - s.ppo.episodes * s.steps_per_episode
+  t = g - s.loop.episodes * s.steps_per_episode
   env, memory, reward = env_rollout.rollout_step(
       st.world(s, state.baseline), state.agent, state.rollout, state.rollout_memory, t,
-      st.stream(state.key, st.GENERATE, g), rollout=s.config.loop.rollout)
+      st.stream(state.key, st.GENERATE, g), rollout=s.loop.rollout)
   rewards = state.rollout_reward.at[t].set(float(reward[0]))
   return st.place(s, state._replace(step=state.step + 1, rollout=env, rollout_memory=memory,
                                     rollout_reward=rewards)), {"rollout_reward": float(reward[0])}
@@ -102,7 +102,7 @@ def record(history: dict, log: dict, *, steps_per_episode: int) -> None:
 
 
 def total_steps(s: RunSetup) -> int:
-  return (s.ppo.episodes + 1) * s.steps_per_episode
+  return (s.loop.episodes + 1) * s.steps_per_episode
 
 
 def new_history() -> dict:
@@ -120,8 +120,8 @@ def run_steps(s: RunSetup, state: st.RunState, history: dict, *, save, should_st
               quiet: bool = False, writer=None) -> st.RunState:
   """Steps until the roll-out is complete. save(state, history) is called every
   loop.checkpoint_every steps and at phase ends; should_stop() is polled after each step."""
-  n_train = s.ppo.episodes * s.steps_per_episode
-  every = int(s.config.loop.checkpoint_every)
+  n_train = s.loop.episodes * s.steps_per_episode
+  every = s.loop.checkpoint_every
   bar = tqdm(total=total_steps(s), initial=int(state.step), disable=quiet, unit="step",
              desc="jaxsets run", dynamic_ncols=True)
   try:
@@ -131,7 +131,7 @@ def run_steps(s: RunSetup, state: st.RunState, history: dict, *, save, should_st
         state, log = train_step(s, state)
         record(history, log, steps_per_episode=s.steps_per_episode)
         episode = g // s.steps_per_episode
-        bar.set_postfix(episode=f"{episode + 1}/{s.ppo.episodes}",
+        bar.set_postfix(episode=f"{episode + 1}/{s.loop.episodes}",
                         reward=f"{history['step_reward'][-1]:+.4f}",
                         val_acc=f"{history['step_val_accuracy'][-1]:.3f}")
         if writer is not None:
@@ -140,7 +140,7 @@ def run_steps(s: RunSetup, state: st.RunState, history: dict, *, save, should_st
       else:
         state, log = rollout_step(s, state)
         record(history, log, steps_per_episode=s.steps_per_episode)
-        bar.set_postfix(phase=f"{s.config.loop.rollout} roll-out", reward=f"{history['rollout_reward'][-1]:+.4f}")
+        bar.set_postfix(phase=f"{s.loop.rollout} roll-out", reward=f"{history['rollout_reward'][-1]:+.4f}")
         if writer is not None:
           writer.scalar("rollout/reward", history["rollout_reward"][-1], g)
       bar.update(1)

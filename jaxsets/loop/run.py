@@ -110,7 +110,7 @@ def finish(s, state: st.RunState, history: dict, workdir: str, *, seconds: float
       "rl_composition": composition(actions, s.book),
       "random_prompts": [s.book.text(a) for a in random_actions],
       "balanced_prompts": [s.book.text(a) for a in balanced_actions],
-      "seed": int(s.config.seed),
+      "seed": s.seed,
       "seconds": round(seconds, 1),
       "config": s.config.to_dict(),
   }

@@ -4,24 +4,40 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import numbers
 from typing import Any
 
-from jaxsets import data, sharding
+from jaxsets import config_types, data, sharding
 from jaxsets.agent import PPOConfig, RewardConfig
-from jaxsets.agent.rollout import ROLLOUTS
 from jaxsets.classifier import ClassifierConfig
 from jaxsets.classifier.baseline import check_batch
 from jaxsets.data.device import DeviceSet, put_on_devices, whole_on_every_device
+from jaxsets.data.config import DataConfig
 from jaxsets.errors import UserError
+from jaxsets.generator.config import GeneratorConfig
+from jaxsets.loop.config import LoopConfig
 from jaxsets.env.environment import EnvSpec, envs_split
 from jaxsets.prompts import PromptBook, make_prompt_book
 
 
+@dataclasses.dataclass(frozen=True)
+class RunConfigs:
+  """Every section of a run config, typed and checked (`check_config`)."""
+  seed: int
+  loop: LoopConfig
+  ppo: PPOConfig
+  classifier: ClassifierConfig
+  reward: RewardConfig
+  data: DataConfig
+  generator: GeneratorConfig
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class RunSetup:
+  # The ConfigDict as given, kept only to write config.json and results.json: everything that
+  # computes reads the typed sections below.
   config: Any
+  seed: int
+  loop: LoopConfig
   spec: EnvSpec
   ppo: PPOConfig
   clf_cfg: ClassifierConfig
@@ -34,7 +50,7 @@ class RunSetup:
 
   @property
   def num_envs(self) -> int:
-    return self.ppo.num_envs
+    return self.loop.num_envs
 
   @property
   def steps_per_episode(self) -> int:
@@ -43,105 +59,34 @@ class RunSetup:
   @property
   def update_every(self) -> int:
     """Steps between PPO updates: config.agent.update_every, or once per episode (0)."""
-    u = int(self.config.agent.update_every)
-    return u if u > 0 else self.steps_per_episode
+    return self.loop.update_period
 
 
-# The kind each number or switch must have where a config sets it. A config file may hold any
-# Python value and the dataclasses below would coerce it (bool("False") is True, int(2.7) is 2),
-# so the kinds are checked first. Keys absent from a config are not required here.
-_INT_KEYS = ("seed", "loop.images_per_step", "loop.budget", "loop.checkpoint_every",
-             "loop.eval_repeats", "loop.keep_checkpoints", "agent.update_every", "agent.episodes",
-             "agent.num_envs", "agent.epochs", "agent.minibatches", "data.image_size",
-             "data.channels", "data.train_per_class", "generator.num_inference_steps",
-             "classifier.batch_size", "classifier.baseline_steps", "classifier.finetune_steps",
-             "classifier.crop_padding")
-_FLOAT_KEYS = ("agent.learning_rate", "agent.clip_eps", "agent.value_clip_eps", "agent.vf_coef",
-               "agent.ent_coef", "agent.gamma", "agent.gae_lambda", "agent.max_grad_norm",
-               "reward.w_acc", "reward.w_ent", "data.imbalance_ratio", "data.val_fraction",
-               "classifier.learning_rate", "classifier.finetune_learning_rate",
-               "classifier.weight_decay", "classifier.label_smoothing", "generator.guidance_scale")
-_BOOL_KEYS = ("agent.autoregressive", "agent.normalize_advantages", "classifier.augment",
-              "classifier.hflip", "agent.observation.per_class_entropy",
-              "agent.observation.support_counts")
-_MISSING = object()
-# ROLLOUTS (agent/rollout.py): how the trained agent builds the delivered set, config.loop.rollout.
+def check_loop_config(config) -> LoopConfig:
+  """Refuses impossible loop settings (and values of the wrong kind) before anything slow."""
+  return LoopConfig.from_config(config)
 
 
-def _get(config, dotted: str):
-  node = config
-  for part in dotted.split("."):
-    if not hasattr(node, "keys") or part not in node:
-      return _MISSING
-    node = node[part]
-  return node
-
-
-def check_value_kinds(config) -> None:
-  """Refuses a value of the wrong kind (a string for a number, 2.5 steps, a NaN rate)."""
-  problems = []
-  for key in _INT_KEYS:
-    v = _get(config, key)
-    if v is not _MISSING and (isinstance(v, bool) or not isinstance(v, numbers.Integral)):
-      problems.append(f"{key}={v!r} must be a whole number")
-  for key in _FLOAT_KEYS:
-    v = _get(config, key)
-    if v is _MISSING:
-      continue
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-      problems.append(f"{key}={v!r} must be a number")
-    elif not math.isfinite(v):
-      problems.append(f"{key}={v!r} must be finite (a NaN or infinite setting makes NaN rewards)")
-  for key in _BOOL_KEYS:
-    v = _get(config, key)
-    if v is not _MISSING and not isinstance(v, bool):
-      problems.append(f"{key}={v!r} must be True or False")
-  if problems:
-    raise UserError("bad config values: " + "; ".join(problems) + ". Fix them in the config "
-                    "file or with --config.KEY=VALUE.")
-
-
-def check_loop_config(config) -> None:
-  """Refuses impossible loop settings before anything slow starts."""
-  check_value_kinds(config)
-  ips, budget = int(config.loop.images_per_step), int(config.loop.budget)
-  if ips < 1:
-    raise UserError(f"loop.images_per_step={ips}: must be at least 1.")
-  if budget < 1:
-    raise UserError(f"loop.budget={budget}: must be at least 1 (the support-set size).")
-  if budget % ips:
-    raise UserError(f"loop.budget={budget} is not a multiple of loop.images_per_step={ips}: "
-                    f"use e.g. --config.loop.budget={budget - budget % ips or ips}.")
-  if int(config.loop.checkpoint_every) < 1 or int(config.loop.eval_repeats) < 1:
-    raise UserError("loop.checkpoint_every and loop.eval_repeats must be at least 1.")
-  keep = _get(config, "loop.keep_checkpoints")
-  if keep is not _MISSING and int(keep) < 1:
-    raise UserError(f"loop.keep_checkpoints={keep}: keep at least 1 checkpoint, or a crash "
-                    "would have nothing to resume from.")
-  rollout = _get(config, "loop.rollout")
-  if rollout not in ROLLOUTS:
-    shown = "missing" if rollout is _MISSING else repr(rollout)
-    raise UserError(f"loop.rollout is {shown}: use one of {', '.join(map(repr, ROLLOUTS))} (how "
-                    "the trained agent builds the delivered support set; see configs/digits.py).")
-  u, steps = int(config.agent.update_every), budget // ips
-  if u < 0 or (u and steps % u):
-    raise UserError(f"agent.update_every={u} must divide the {steps} steps of an episode "
-                    "(budget / images_per_step), or be 0 for one update per episode.")
-
-
-def check_config(config) -> None:
+def check_config(config) -> RunConfigs:
   """Every check that needs neither data nor a model: a bad value fails in a second, before a
-  workdir is touched or anything slow starts."""
+  workdir is touched or anything slow starts. Returns the typed sections."""
   from jaxsets.generator.loading import check_generator_config  # imports diffusers: not at import
-  check_loop_config(config)
+  seed = config_types.read_section(RunConfigs, config, "", ("seed",), required=True)["seed"]
+  loop = check_loop_config(config)
+  generator = GeneratorConfig.from_config(config.generator)
   check_generator_config(config)
-  _agent_config(config)
-  ClassifierConfig.from_config(config.classifier)
+  data_cfg = DataConfig.from_config(config.data)
   try:
-    RewardConfig.from_config(config.reward)
+    ppo = PPOConfig.from_config(config.agent)
+  except ValueError as e:
+    raise UserError(str(e)) from e
+  classifier = ClassifierConfig.from_config(config.classifier)
+  try:
+    reward = RewardConfig.from_config(config.reward)
     json.dumps(config.to_dict())  # the workdir keeps it as config.json
   except (TypeError, ValueError) as e:
     raise UserError(f"bad config: {e}") from e
+  return RunConfigs(seed, loop, ppo, classifier, reward, data_cfg, generator)
 
 
 def class_names_for(config, splits) -> tuple[str, ...]:
@@ -182,20 +127,17 @@ def check_dictionary(book: PromptBook) -> None:
 def make_setup(config, *, quiet: bool = False) -> RunSetup:
   from jaxsets.generator import ensure_embedded, load_generator
 
-  check_config(config)
-  ppo = _agent_config(config)
-  clf_cfg = ClassifierConfig.from_config(config.classifier)
-  spec = EnvSpec(images_per_step=int(config.loop.images_per_step), budget=int(config.loop.budget),
-                 num_classes=0, observation=ppo.observation,
-                 reward=RewardConfig.from_config(config.reward),
-                 finetune_from=clf_cfg.finetune_from)
-  splits = data.load_dataset(config.data, int(config.seed))
+  c = check_config(config)
+  spec = EnvSpec(images_per_step=c.loop.images_per_step, budget=c.loop.budget, num_classes=0,
+                 observation=c.ppo.observation, reward=c.reward,
+                 finetune_from=c.classifier.finetune_from)
+  splits = data.load_dataset(c.data, c.seed)
   check_dataset(splits)
   spec = dataclasses.replace(spec, num_classes=splits.num_classes)
   names = class_names_for(config, splits)
   mesh = sharding.make_mesh()
-  check_batch(clf_cfg, mesh)  # before the generator loads: a minibatch split over the devices
-  if config.generator.model == "embedded":
+  check_batch(c.classifier, mesh)  # before the generator loads: a minibatch split over the devices
+  if c.generator.model == "embedded":
     ensure_embedded(config, quiet=quiet)  # pretrains once where the cache is empty
   generator = load_generator(config, mesh)
   book = make_prompt_book(generator.parts.tokenizer, config.prompts.template,
@@ -203,13 +145,7 @@ def make_setup(config, *, quiet: bool = False) -> RunSetup:
   check_dictionary(book)
   # Environments split over the devices fine-tune and score whole on each (env/environment.py):
   # then a copy of the data on every device, placed once, rather than gathered at every step.
-  place = whole_on_every_device if envs_split(ppo.num_envs, mesh) else put_on_devices
+  place = whole_on_every_device if envs_split(c.loop.num_envs, mesh) else put_on_devices
   real, val = place(splits.train, mesh), place(splits.validation, mesh)
-  return RunSetup(config, spec, ppo, clf_cfg, splits, real, val, mesh, generator, book)
-
-
-def _agent_config(config) -> PPOConfig:
-  try:
-    return PPOConfig.from_config(config.agent)
-  except ValueError as e:
-    raise UserError(str(e)) from e
+  return RunSetup(config, c.seed, c.loop, spec, c.ppo, c.classifier, splits, real, val, mesh,
+                  generator, book)
