@@ -17,9 +17,9 @@ import pytest  # noqa: E402  (after the environment above, as jax must see it fi
 
 # Files that take minutes, started first: with `-n 2 --dist loadfile` (the README's command)
 # each file runs whole on one of two workers, and the short ones then fill in around these.
-SLOW_FIRST = ("test_benchmarks_from_scratch.py", "test_faults.py", "test_run_sd_config.py",
-              "test_multihost.py", "test_run.py", "test_generator_sampler.py", "test_env_mesh.py",
-              "test_real_size_tiny.py", "test_generator_loading.py")
+SLOW_FIRST = ("test_benchmarks_from_scratch.py", "test_accelerator_from_scratch.py", "test_faults.py",
+              "test_run_sd_config.py", "test_multihost.py", "test_run.py", "test_generator_sampler.py",
+              "test_env_mesh.py", "test_real_size_tiny.py", "test_generator_loading.py")
 
 
 def pytest_collection_modifyitems(items):
