@@ -75,6 +75,21 @@ def test_plan_update_moves_probability_to_the_better_episodes():
   assert np.isfinite(metrics["policy_loss"]) and float(metrics["return_spread"]) == pytest.approx(0.03)
 
 
+def test_a_new_clip_or_entropy_weight_reuses_the_compiled_plan_update():
+  state, cfg = _agent(decisions=("domain",))
+  obs = jnp.full((4, OBS_DIM), 0.5)
+  plan = Plan(jnp.array([0, 1, 2, 3], jnp.int32), jnp.zeros((4,), bool))
+  old = jnp.asarray(_domain_log_probs(state, obs)[0][np.asarray(plan.domain)])
+  returns = jnp.array([0.0, 0.01, 0.03, 0.0])
+  first, _ = plan_update(state, obs, plan, old, returns, cfg=cfg)
+  size = plan_update._cache_size()
+  new, _ = plan_update(state, obs, plan, old, returns,
+                       cfg=cfg.replace(clip_eps=0.05, ent_coef=0.5, learning_rate=1e-2))
+  assert plan_update._cache_size() == size
+  assert not np.array_equal(first.params["domain_head"]["kernel"],
+                            new.params["domain_head"]["kernel"])
+
+
 def test_the_per_step_loss_leaves_kept_heads_out():
   """A head kept from the plan (head_mask 0) gets no gradient from the per-step PPO loss."""
   state, cfg = _agent()

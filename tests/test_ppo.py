@@ -103,6 +103,26 @@ def test_ppo_update_deterministic_and_compiled_once(T, E):
   assert ppo_update._cache_size() <= size_before + 1
 
 
+def test_new_gamma_learning_rate_or_clip_reuses_the_compiled_update():
+  """The numbers one sweeps are traced: a new value changes the result, not the program; a new
+  structure (epochs) compiles once more."""
+  cfg = PPOConfig(hidden_sizes=(16,), epochs=2, minibatches=3)  # as above: reuses its compile
+  state = init_agent(jax.random.key(0), 5, 3, 4, cfg)
+  traj = _trajectory(jax.random.key(1), state, 3, 4, 5)
+  last_value = jnp.ones((4,))
+  first, _ = ppo_update(state, traj, last_value, jax.random.key(7), cfg=cfg)
+  size = ppo_update._cache_size()
+  for change in ({"gamma": 0.5}, {"learning_rate": 3e-3}, {"clip_eps": 1e-4},
+                 {"gae_lambda": 0.5, "vf_coef": 1.0, "ent_coef": 0.2, "max_grad_norm": 0.01,
+                  "value_clip_eps": 1e-4}):
+    new, _ = ppo_update(state, traj, last_value, jax.random.key(7), cfg=cfg.replace(**change))
+    assert any(not np.array_equal(a, b) for a, b in  # the new value is used
+               zip(jax.tree.leaves(first.params), jax.tree.leaves(new.params))), change
+  assert ppo_update._cache_size() == size
+  ppo_update(state, traj, last_value, jax.random.key(7), cfg=cfg.replace(epochs=1))
+  assert ppo_update._cache_size() == size + 1
+
+
 def test_ppo_update_refuses_too_few_rows():
   cfg = PPOConfig(hidden_sizes=(8,), minibatches=4)
   state = init_agent(jax.random.key(0), 3, 2, 2, cfg)
