@@ -34,7 +34,7 @@ class World(NamedTuple):
   spec: environment.EnvSpec
   generator: Any               # Generator (its mesh is the one the environment runs on)
   book: Any                    # PromptBook: actions -> CLIP ids and prompt text
-  mesh: Any = None             # the environment's mesh (loop/env docstring); None: one device
+  mesh: Any = None             # the mesh the environment runs on (environment.py); None: one device
 
 
 @partial(jax.jit, static_argnames=("book", "images_per_prompt"))
