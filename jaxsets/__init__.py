@@ -11,7 +11,8 @@ around one, and its docstring gives shapes, dtypes and an example:
   generator    load_generator, load_generator_from_config, make_prompt_book, Generator
   classifier   ClassifierConfig, init_classifier, train_classifier, finetune, evaluate
   agent        PPOConfig, ObservationConfig, init_agent, act, greedy_action, agent_value,
-               ppo_update, gae, Transition, observation_size, make_observation
+               ppo_update, gae, Transition, observation_size, make_observation,
+               load_agent (a run's trained agent), TrainedAgent
   reward       RewardConfig, reward, check_finite, register_entropy
   support sets SupportSet, build_support_set, load_support_set
 
@@ -62,6 +63,8 @@ _EXPORTS = {
     "AgentState": ("jaxsets.agent.policy", "AgentState"),
     "Transition": ("jaxsets.agent.ppo", "Transition"),
     "init_agent": ("jaxsets.api.agents", "init_agent"),
+    "load_agent": ("jaxsets.api.agents", "load_agent"),
+    "TrainedAgent": ("jaxsets.api.agents", "TrainedAgent"),
     "act": ("jaxsets.api.agents", "act"),
     "greedy_action": ("jaxsets.api.agents", "greedy_action"),
     "agent_value": ("jaxsets.api.agents", "agent_value"),
@@ -88,10 +91,10 @@ _EXPORTS = {
 __all__ = [
     "AgentState", "ClassifierConfig", "ClassifierState", "DatasetSplits", "DeviceSet",
     "EvalMetrics", "Generator", "ImageSet", "NonFiniteRewardError", "ObservationConfig",
-    "PPOConfig", "PromptBook", "RewardConfig", "SupportBatch", "SupportSet", "Transition",
-    "UserError", "act", "agent_value", "build_support_set", "check_finite", "device_set",
-    "empty_support", "evaluate", "finetune", "gae", "greedy_action", "init_agent",
-    "init_classifier", "load_config", "load_dataset", "load_generator",
+    "PPOConfig", "PromptBook", "RewardConfig", "SupportBatch", "SupportSet", "TrainedAgent",
+    "Transition", "UserError", "act", "agent_value", "build_support_set", "check_finite",
+    "device_set", "empty_support", "evaluate", "finetune", "gae", "greedy_action", "init_agent",
+    "init_classifier", "load_agent", "load_config", "load_dataset", "load_generator",
     "load_generator_from_config", "load_support_set", "make_mesh", "make_observation",
     "make_prompt_book", "observation_size", "ppo_update", "register_entropy", "replicate",
     "reward", "support_batch", "train_classifier",
@@ -118,9 +121,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
   from jaxsets.agent.policy import AgentState  # noqa: F401
   from jaxsets.agent.ppo import Transition  # noqa: F401
   from jaxsets.agent.reward import NonFiniteRewardError, RewardConfig  # noqa: F401
-  from jaxsets.api.agents import (act, agent_value, check_finite, gae, greedy_action,  # noqa: F401
-                                  init_agent, make_observation, observation_size, ppo_update,
-                                  register_entropy, reward)
+  from jaxsets.api.agents import (TrainedAgent, act, agent_value, check_finite, gae,  # noqa: F401
+                                  greedy_action, init_agent, load_agent, make_observation,
+                                  observation_size, ppo_update, register_entropy, reward)
   from jaxsets.api.classification import (device_set, empty_support, evaluate,  # noqa: F401
                                           finetune, init_classifier, load_dataset,
                                           support_batch, train_classifier)

@@ -237,6 +237,25 @@ def test_unwritable_workdir_is_refused_at_construction(tmp_path):
     Checkpointer(str(blocker / "run"), CONFIG)
 
 
+def test_read_latest_reads_a_part_and_changes_nothing(tmp_path):
+  """The read-only restore (load_agent's): only the template's leaves, from the newest step that
+  reads back exactly; a damaged newest step is passed over but left where it is."""
+  from jaxsets.checkpoint.manager import read_latest, saved_shapes
+  assert read_latest(str(tmp_path), {"agent": make_state(0)["agent"]}) is None
+  save_steps(tmp_path, [1, 2, 3])
+  corrupt(tmp_path, 3, "flip")
+  before = snapshot(tmp_path)
+  step, part, meta = read_latest(str(tmp_path), {"agent": make_state(0)["agent"]})
+  assert step == 2 and meta["step"] == 2
+  assert_identical(part, {"agent": make_state(2)["agent"]})
+  assert snapshot(tmp_path) == before                         # nothing moved, nothing written
+  shapes = saved_shapes(str(tmp_path))
+  assert shapes["agent.params.w"].shape == (3, 4) and shapes["support.x"].dtype == np.uint8
+  with pytest.raises(UserError, match="agent.params.w: saved float32"):  # a layout check still
+    read_latest(str(tmp_path), {"agent": make_state(0)["agent"].replace(
+        params={"w": np.zeros((4, 3), np.float32), "odd": np.zeros(5, np.float32)})})
+
+
 def test_save_must_move_forward(tmp_path):
   with Checkpointer(str(tmp_path), CONFIG) as ckpt:
     ckpt.save(2, make_state(0))

@@ -3,8 +3,12 @@
 Shapes: obs float32 [..., obs_dim]; action int32 [..., 4] = (domain, c1, c2, c3); a trajectory
 `Transition` holds leaves [T, E, ...] (T steps of E environments). `agent` is an `AgentState`
 (a pytree: params + Adam state + step; its network is static), so it passes through jax.jit.
+`load_agent` gives back the agent a run trained, from its workdir.
 """
 from __future__ import annotations
+
+import dataclasses
+from typing import Any
 
 import jax
 
@@ -16,6 +20,49 @@ from jaxsets.agent.reward import check_finite as _check_finite
 from jaxsets.agent.reward import register_entropy as _register_entropy
 from jaxsets.agent.reward import reward as _reward
 from jaxsets.agent.config import ObservationConfig, PPOConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedAgent:
+  """A run's agent as `load_agent` returns it, with what is needed to use it.
+
+  agent: `AgentState` (params, Adam state, step = PPO updates done) of the newest checkpoint;
+  observation_cfg: the `ObservationConfig` it was trained with (`build_support_set`'s
+  observation_cfg); ppo_cfg: its `PPOConfig` (`ppo_update`'s cfg, to train it further);
+  domains and template: the run's prompt book (`make_prompt_book(generator, class_names,
+  domains=..., template=...)`; class_names: the dataset's, or config["prompts"]["class_names"]
+  when set); step: the checkpoint's run step; config: the run's config.json (a dict).
+  """
+  agent: Any
+  observation_cfg: ObservationConfig
+  ppo_cfg: PPOConfig
+  domains: tuple[str, ...]
+  template: str
+  step: int
+  config: dict
+
+
+def load_agent(workdir: str) -> TrainedAgent:
+  """The trained agent of a `jaxsets run` workdir, from its newest checkpoint (as brax's
+  `load_policy`). Reads config.json for the network's shape and only the agent's arrays from
+  the checkpoint: no dataset or generator is loaded, and nothing in `workdir` is changed (a
+  run may still be going there). A UserError says what is wrong: not a run's workdir, no
+  checkpoint yet, or a config.json from an incompatible version of jaxsets.
+
+  Example:
+    >>> trained = jaxsets.load_agent("runs/digits")                       # doctest: +SKIP
+    >>> book = jaxsets.make_prompt_book(generator, splits.class_names,    # doctest: +SKIP
+    ...                                 domains=trained.domains, template=trained.template)
+    >>> support = jaxsets.build_support_set(                              # doctest: +SKIP
+    ...     trained.agent, generator, book, baseline, real, val, jax.random.key(3), budget=40,
+    ...     observation_cfg=trained.observation_cfg)
+  """
+  from jaxsets.loop.saved_run import read_agent
+
+  step, agent, ppo, config = read_agent(str(workdir))
+  return TrainedAgent(agent=agent, observation_cfg=ppo.observation, ppo_cfg=ppo,
+                      domains=tuple(config["prompts"]["domains"]),
+                      template=str(config["prompts"]["template"]), step=int(step), config=config)
 
 
 def observation_size(num_classes: int, cfg: ObservationConfig | None = None) -> int:

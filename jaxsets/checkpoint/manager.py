@@ -165,10 +165,7 @@ def read_latest(workdir: str, template):
   directory = os.path.join(os.path.abspath(workdir), "checkpoints")
   if not os.path.isdir(directory):
     return None
-  manager = ocp.CheckpointManager(
-      directory, options=ocp.CheckpointManagerOptions(read_only=True, create=False),
-      # PyTree, not Standard: the same files, and it can read a part of the saved tree.
-      item_handlers={"state": ocp.PyTreeCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()})
+  manager = _reader(directory)
   try:
     found = _newest_good_step(manager, directory, template, partial=True)
   finally:
@@ -180,6 +177,42 @@ def read_latest(workdir: str, template):
     log.warning("read checkpoint step %d; skipped %s", step,
                 "; ".join(f"step {s}: {r}" for s, r in skipped))
   return step, state, meta
+
+
+def saved_shapes(workdir: str) -> dict[str, jax.ShapeDtypeStruct] | None:
+  """Read-only: {leaf name: shape and dtype} of the newest step whose metadata reads (every step
+  of a run has the same), or None without checkpoints. Reads no array."""
+  directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+  if not os.path.isdir(directory):
+    return None
+  manager = _reader(directory)
+  try:
+    for step in sorted(manager.all_steps(), reverse=True):
+      try:
+        tree = manager.metadata(step).item_metadata["state"].tree
+      except Exception:  # an unreadable step: the one before has the same layout
+        continue
+      return {name: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype)
+              for name, m in leaves.named_leaves(tree)}
+  finally:
+    manager.close()
+  return None
+
+
+def _reader(directory: str):
+  # Orbax warns that a read-only directory is read only; a user asked for exactly that.
+  quiet = lambda record: "read only" not in record.getMessage()
+  absl_log = logging.getLogger("absl")
+  absl_log.addFilter(quiet)
+  try:
+    return ocp.CheckpointManager(
+        directory, options=ocp.CheckpointManagerOptions(read_only=True, create=False,
+                                                        save_interval_steps=0),
+        # PyTree, not Standard: the same files, and it can read a part of the saved tree.
+        item_handlers={"state": ocp.PyTreeCheckpointHandler(),
+                       "meta": ocp.JsonCheckpointHandler()})
+  finally:
+    absl_log.removeFilter(quiet)
 
 
 def _newest_good_step(manager, directory, template, *, partial: bool):

@@ -29,25 +29,18 @@ def arg(i: int, default: str) -> str:
 
 
 def restore_run(workdir: str):
-  """A finished `jaxsets run` of configs/digits.py: -> (RunSetup, root key, its last RunState)."""
-  import json
-
-  from jaxsets.checkpoint.manager import Checkpointer
+  """A finished `jaxsets run` of configs/digits.py: -> (RunSetup, root key, its last RunState).
+  Reads the workdir only (loop/saved_run.py, as `jaxsets.load_agent` does)."""
+  from jaxsets.checkpoint.workdir_config import read_workdir_config
+  from jaxsets.loop.saved_run import read_state
 
   # The run's own settings (config.json), on top of the file's for their types: the defaults
   # may have changed since (e.g. agent.episodes).
   config = config_loading.load_config_file("configs/digits.py")
-  with open(f"{workdir}/config.json") as f:
-    saved = json.load(f)
-  _update(config, saved)
+  _update(config, read_workdir_config(workdir))
   s = make_setup(config, quiet=True)
   key = jax.random.key(int(config.seed))
-  template = jax.eval_shape(lambda k: st.initial_state(s, st.untrained_baseline(s, k), k), key)
-  ckpt = Checkpointer(workdir, config.to_dict(), keep=2)
-  try:
-    _, state, _ = ckpt.restore_latest(template)
-  finally:
-    ckpt.close()
+  _, state, _ = read_state(workdir, s, key)
   return s, key, state
 
 
