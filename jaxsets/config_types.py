@@ -100,6 +100,13 @@ def read_fields(cls, section: Any, prefix: str, names=None, *, problems: list[st
   return values
 
 
+def read_value(key: str, value, kind):
+  """One value checked against `kind` (int, float, bool, str, tuple[...]), or BadValues."""
+  value, problem = _kind_problem(key, value, kind)
+  refuse([problem] if problem else [])
+  return value
+
+
 def refuse(problems: list[str]) -> None:
   """Raises BadValues for the collected problems (nothing when there are none)."""
   if problems:

@@ -150,7 +150,8 @@ def agent_value(agent, obs: jax.Array) -> jax.Array:
 
 def ppo_update(agent, traj, last_value: jax.Array, key: jax.Array, *, cfg: PPOConfig | None = None):
   """One PPO update (GAE, cfg.epochs x cfg.minibatches clipped-loss steps, all `lax.scan` in
-  one jitted program; cfg is static).
+  one jitted program; cfg's structure is static, its numbers (gamma, gae_lambda, clip_eps,
+  learning_rate, ...) traced: a new value does not recompile).
 
   Args:
     agent: `AgentState`; traj: `Transition` with leaves [T, E, ...] (obs float32, action int32

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from jaxsets import sharding
@@ -18,6 +17,7 @@ from jaxsets.classifier import state as _state
 from jaxsets.classifier import train as _train
 from jaxsets.classifier.config import ClassifierConfig
 from jaxsets.data import device as _device
+from jaxsets.data.config import DataConfig
 from jaxsets.data.types import ImageSet
 
 
@@ -40,11 +40,10 @@ def load_dataset(name: str = "digits", *, image_size: int, channels: int, seed: 
   """
   from jaxsets.data import loading
 
-  section = ml_collections.ConfigDict({
-      "name": name, "data_dir": data_dir, "image_size": int(image_size), "channels": int(channels),
-      "train_per_class": int(train_per_class), "imbalance_ratio": float(imbalance_ratio),
-      "val_fraction": float(val_fraction)})
-  return loading.load_dataset(section, int(seed))
+  data_cfg = DataConfig(name=name, data_dir=data_dir, image_size=int(image_size),
+                        channels=int(channels), train_per_class=int(train_per_class),
+                        imbalance_ratio=float(imbalance_ratio), val_fraction=float(val_fraction))
+  return loading.load_dataset(data_cfg, int(seed))
 
 
 def device_set(images, labels=None, *, mesh=None, rows: int | None = None):

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import ml_collections
-
 from jaxsets.errors import UserError
 
 TEMPLATE = "A {domain} of a {c1}, {c2}, and {c3}"
@@ -53,20 +51,19 @@ def load_generator(model: str, *, image_size: int, channels: int = 3, dtype: str
     ((2, 32, 32, 3), dtype('uint8'))
   """
   from jaxsets.generator import loading
+  from jaxsets.generator.config import GeneratorConfig
 
   if model == "embedded":
     raise UserError("load_generator('embedded'): the embedded generator depends on a config "
                     "(its pretraining recipe and data); use "
                     "jaxsets.load_generator_from_config(jaxsets.load_config('configs/digits.py')).")
-  config = ml_collections.ConfigDict({
-      "generator": {"model": model, "dtype": dtype, "scheduler": scheduler,
-                    "num_inference_steps": int(num_inference_steps),
-                    "guidance_scale": float(guidance_scale), "negative_prompt": negative_prompt,
-                    "max_prompt_length": int(max_prompt_length), "cache_dir": "",
-                    "attention": attention, "revision": revision, "variant": variant},
-      "data": {"image_size": int(image_size), "channels": int(channels)},
-  })
-  return loading.load_generator(config, mesh)
+  gen = GeneratorConfig(model=model, dtype=dtype, scheduler=scheduler,
+                        num_inference_steps=int(num_inference_steps),
+                        guidance_scale=float(guidance_scale), negative_prompt=negative_prompt,
+                        max_prompt_length=int(max_prompt_length), attention=attention,
+                        revision=revision, variant=variant)
+  return loading.load_model(gen, model, image_size=int(image_size), channels=int(channels),
+                            mesh=mesh)
 
 
 def load_generator_from_config(config, *, mesh=None, quiet: bool = True):

@@ -9,6 +9,7 @@ import numpy as np
 
 from jaxsets import sharding
 from jaxsets.generator import hf
+from jaxsets.generator.config import GeneratorConfig
 from jaxsets.generator.sampler import SamplerConfig, encode_text, make_sampler
 from jaxsets.generator.tokens import tokenize
 
@@ -73,11 +74,12 @@ class Generator:
     return np.asarray(jax.device_get(self.generate_ids(self.tokenize(prompts), key, guidance_scale)))
 
 
-def sampler_config(config, parts: hf.SDParts) -> SamplerConfig:
-  """The static sampler settings from the run config and the model's own geometry."""
+def sampler_config(gen: GeneratorConfig, parts: hf.SDParts, *, out_size: int,
+                   out_channels: int) -> SamplerConfig:
+  """The static sampler settings from the generator's config, the output images' size and
+  channels, and the model's own geometry."""
   factor = 2 ** (len(parts.vae.config.block_out_channels) - 1)
-  return SamplerConfig(scheduler=config.generator.scheduler,
-                       num_inference_steps=int(config.generator.num_inference_steps),
+  return SamplerConfig(scheduler=gen.scheduler, num_inference_steps=gen.num_inference_steps,
                        image_size=int(parts.unet.config.sample_size) * factor,
-                       out_size=int(config.data.image_size), out_channels=int(config.data.channels),
-                       attention=config.generator.get("attention", "auto"))
+                       out_size=int(out_size), out_channels=int(out_channels),
+                       attention=gen.attention)

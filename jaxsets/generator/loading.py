@@ -11,6 +11,7 @@ import jax.numpy as jnp
 
 from jaxsets.errors import UserError
 from jaxsets.generator import hf, hf_attention
+from jaxsets.generator.config import GeneratorConfig
 from jaxsets.generator.embedded.build import DESCRIPTION_FILE
 from jaxsets.generator.generator import Generator, sampler_config
 
@@ -20,12 +21,17 @@ _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.floa
 
 
 def compute_dtype(config):
-  """generator.dtype as a jnp dtype. "auto": bfloat16 for real Stable Diffusion on a GPU or TPU;
+  """generator.dtype of a run config as a jnp dtype (see generator_dtype)."""
+  return generator_dtype(GeneratorConfig.from_config(config.generator))
+
+
+def generator_dtype(gen: GeneratorConfig):
+  """gen.dtype as a jnp dtype. "auto": bfloat16 for real Stable Diffusion on a GPU or TPU;
   float32 on CPU (bf16 sampled slower there, STACK.md) and for the embedded model (its results)."""
-  name = config.generator.dtype
+  name = gen.dtype
   if name == "auto":
     accelerated = jax.default_backend() in ("gpu", "tpu")
-    name = "bfloat16" if accelerated and config.generator.model != "embedded" else "float32"
+    name = "bfloat16" if accelerated and gen.model != "embedded" else "float32"
   if name not in _DTYPES:
     raise UserError(f"generator.dtype={name!r}: use one of auto, {', '.join(_DTYPES)}.")
   return _DTYPES[name]
@@ -67,21 +73,32 @@ def model_folder(config) -> str:
 
 
 def check_generator_config(config):
+  """check_generator for a run config's `generator` section."""
+  return check_generator(GeneratorConfig.from_config(config.generator))
+
+
+def check_generator(gen: GeneratorConfig):
   """Refuses a bad generator.dtype, generator.attention or generator.scheduler name (UserError)
   before anything is loaded; returns the compute dtype."""
-  dtype = compute_dtype(config)
-  hf_attention.resolve_mode(config.generator.get("attention", "auto"), dtype)
-  hf.check_scheduler(config.generator.scheduler)
+  dtype = generator_dtype(gen)
+  hf_attention.resolve_mode(gen.attention, dtype)
+  hf.check_scheduler(gen.scheduler)
   return dtype
 
 
 def load_generator(config, mesh=None) -> Generator:
   """The generator `config.generator` names, compiled for the data's resolution and channels."""
-  dtype = check_generator_config(config)
-  parts = hf.load_parts(model_folder(config), dtype=dtype,
-                        max_prompt_length=int(config.generator.max_prompt_length),
-                        revision=config.generator.get("revision", ""),
-                        variant=config.generator.get("variant", ""))
-  return Generator(parts, sampler_config(config, parts),
-                   guidance_scale=float(config.generator.guidance_scale),
-                   negative_prompt=config.generator.negative_prompt, mesh=mesh)
+  return load_model(GeneratorConfig.from_config(config.generator), model_folder(config),
+                    image_size=config.data.image_size, channels=config.data.channels, mesh=mesh)
+
+
+def load_model(gen: GeneratorConfig, folder: str, *, image_size: int, channels: int,
+               mesh=None) -> Generator:
+  """The generator in `folder` (a diffusers folder or a Hugging Face id) with `gen`'s settings,
+  its images resized to uint8 [B, image_size, image_size, channels]."""
+  dtype = check_generator(gen)
+  parts = hf.load_parts(folder, dtype=dtype, max_prompt_length=gen.max_prompt_length,
+                        revision=gen.revision, variant=gen.variant)
+  return Generator(parts, sampler_config(gen, parts, out_size=image_size, out_channels=channels),
+                   guidance_scale=gen.guidance_scale, negative_prompt=gen.negative_prompt,
+                   mesh=mesh)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jaxsets import config_types, data, sharding
 from jaxsets.agent import PPOConfig, RewardConfig
@@ -13,8 +13,10 @@ from jaxsets.classifier.baseline import check_batch
 from jaxsets.data.device import DeviceSet, put_on_devices, whole_on_every_device
 from jaxsets.data.config import DataConfig
 from jaxsets.errors import UserError
-from jaxsets.generator.config import GeneratorConfig
 from jaxsets.loop.config import LoopConfig
+
+if TYPE_CHECKING:
+  from jaxsets.generator.config import GeneratorConfig
 from jaxsets.env.environment import EnvSpec, envs_split
 from jaxsets.prompts import PromptBook, make_prompt_book
 
@@ -70,11 +72,13 @@ def check_loop_config(config) -> LoopConfig:
 def check_config(config) -> RunConfigs:
   """Every check that needs neither data nor a model: a bad value fails in a second, before a
   workdir is touched or anything slow starts. Returns the typed sections."""
-  from jaxsets.generator.loading import check_generator_config  # imports diffusers: not at import
-  seed = config_types.read_section(RunConfigs, config, "", ("seed",), required=True)["seed"]
+  # The generator package imports diffusers: not at import time.
+  from jaxsets.generator.config import GeneratorConfig
+  from jaxsets.generator.loading import check_generator
+  seed = config_types.read_value("seed", config_types.lookup(config, "seed"), int)
   loop = check_loop_config(config)
   generator = GeneratorConfig.from_config(config.generator)
-  check_generator_config(config)
+  check_generator(generator)
   data_cfg = DataConfig.from_config(config.data)
   try:
     ppo = PPOConfig.from_config(config.agent)

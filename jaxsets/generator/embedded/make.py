@@ -14,6 +14,7 @@ import time
 import jax
 import numpy as np
 
+from jaxsets.generator.config import GeneratorConfig
 from jaxsets.generator.embedded import quality
 from jaxsets.generator.embedded.build import build_embedded
 from jaxsets.generator.embedded.pretrain import PretrainConfig
@@ -63,8 +64,10 @@ def _fit_reader(config):
 
 def _recognition(config, parts, reader, names) -> dict:
   """How often the reader reads the prompted class in the new generator's samples."""
-  gen = Generator(parts, sampler_config(config, parts),
-                  guidance_scale=float(config.generator.guidance_scale))
+  typed = GeneratorConfig.from_config(config.generator)
+  gen = Generator(parts, sampler_config(typed, parts, out_size=config.data.image_size,
+                                        out_channels=config.data.channels),
+                  guidance_scale=typed.guidance_scale)
   key = jax.random.key(12345)
   prompts, labels = quality.single_class_prompts(names, per_class=20)
   single, per_class = quality.recognition_rate(reader, gen.generate(prompts, key), labels, len(names))
