@@ -38,10 +38,10 @@ def run(config, workdir: str, *, quiet: bool = False) -> dict:
   atomic.check_writable_dir(workdir, "workdir")  # before a setup that may pretrain for minutes
   quiet = quiet or not distributed.is_writer()  # one progress bar for the whole run
   s = make_setup(config, quiet=quiet)
-  ckpt = Checkpointer(workdir, config.to_dict(), keep=int(config.loop.keep_checkpoints),
+  ckpt = Checkpointer(workdir, config.to_dict(), keep=s.loop.keep_checkpoints,
                       ignore=RESUMABLE_KEYS)
   try:
-    key = jax.random.key(int(config.seed))
+    key = jax.random.key(s.seed)
     # Shapes only: building a real state would run the environment resets (fine-tunes) for nothing.
     # With their shardings, so each host restores its own shards where the state lives.
     template = st.placed_shapes(s, jax.eval_shape(
