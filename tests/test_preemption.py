@@ -1,4 +1,4 @@
-"""PreemptionGuard: a signal becomes a flag the loop checks between steps; a second one stops at once."""
+"""PreemptionGuard: a signal sets a flag the loop checks between steps; a second stops at once."""
 import os
 import signal
 import time
