@@ -87,10 +87,12 @@ class Checkpointer:
     """
     self._manager.wait_until_finished()
     self._manager.reload()
-    found = _newest_good_step(self._manager, self.directory, template, partial=False)
+    self.skipped = []
+    found = _newest_good_step(self._manager, self.directory, template, partial=False,
+                              skipped=self.skipped)
     if found is None:
       return None
-    (step, state, meta), self.skipped = found
+    step, state, meta = found
     agree_across_processes(step)
     if self.skipped:
       self._quarantine([s for s, _ in self.skipped])
@@ -165,14 +167,14 @@ def read_latest(workdir: str, template):
   directory = os.path.join(os.path.abspath(workdir), "checkpoints")
   if not os.path.isdir(directory):
     return None
-  manager = _reader(directory)
+  manager, skipped = _reader(directory), []
   try:
-    found = _newest_good_step(manager, directory, template, partial=True)
+    found = _newest_good_step(manager, directory, template, partial=True, skipped=skipped)
   finally:
     manager.close()
   if found is None:
     return None
-  (step, state, meta), skipped = found
+  step, state, meta = found
   if skipped:
     log.warning("read checkpoint step %d; skipped %s", step,
                 "; ".join(f"step {s}: {r}" for s, r in skipped))
@@ -215,19 +217,18 @@ def _reader(directory: str):
     absl_log.removeFilter(quiet)
 
 
-def _newest_good_step(manager, directory, template, *, partial: bool):
-  """None without steps, else ((step, state, meta), [(skipped step, reason)]): the newest step
-  that restores, newest first; UserError if none does."""
+def _newest_good_step(manager, directory, template, *, partial: bool, skipped: list):
+  """None without steps, else (step, state, meta) of the newest step that restores; each newer
+  one that does not is appended to `skipped` as (step, reason). UserError if none restores."""
   steps = sorted(manager.all_steps(), reverse=True)
   if not steps:
     return None
   named = leaves.named_leaves(template)
-  skipped = []
   drop_late_read_callbacks()  # before the first read: a failed step's late ones come at once
   for step in steps:
     try:
       state, meta = _restore_step(manager, step, template, named, partial=partial)
-      return (step, state, meta), skipped
+      return step, state, meta
     except UserError:
       raise
     except Exception as e:  # anything unreadable in this step: try the one before
