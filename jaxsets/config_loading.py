@@ -109,6 +109,10 @@ def set_by_path(config: ml_collections.ConfigDict, dotted: str, value) -> None:
         v.strip() for v in value.split(",") if v.strip())
   if isinstance(old, str) and not isinstance(value, str):
     value = str(value)
+  if isinstance(value, bool) != isinstance(old, bool) and isinstance(old, (int, float)):
+    # bool is an int to Python and to ml_collections: "--config.seed=True" would set seed to True.
+    raise ConfigError(f"config.{dotted}={value!r}: expected {type(old).__name__} "
+                      f"(current value {old!r}).")
   if value is None and old is not None:
     # ml_collections lets None replace a value of any kind; "--config.seed=None" would then
     # fail much later, far from the override.
