@@ -56,7 +56,8 @@ def train_step(s: RunSetup, state: st.RunState) -> tuple[st.RunState, dict]:
   agent = state.agent
   if (t + 1) % U == 0:  # learn from the last U steps
     last_value = (jnp.zeros((s.num_envs,)) if t == T - 1 else
-                  agent_value(agent.params, env_ops.observe(env, spec=s.spec), network=agent.network))
+                  agent_value(agent.params, env_ops.observe(env, spec=s.spec),
+                              network=agent.network))
     agent, ppo_metrics = ppo_update(agent, traj, last_value,
                                     st.stream(state.key, st.PPO, g), cfg=s.ppo)
     log["ppo"] = {k: float(v) for k, v in ppo_metrics.items()}
@@ -140,7 +141,8 @@ def run_steps(s: RunSetup, state: st.RunState, history: dict, *, save, should_st
       else:
         state, log = rollout_step(s, state)
         record(history, log, steps_per_episode=s.steps_per_episode)
-        bar.set_postfix(phase=f"{s.loop.rollout} roll-out", reward=f"{history['rollout_reward'][-1]:+.4f}")
+        bar.set_postfix(phase=f"{s.loop.rollout} roll-out",
+                        reward=f"{history['rollout_reward'][-1]:+.4f}")
         if writer is not None:
           writer.scalar("rollout/reward", history["rollout_reward"][-1], g)
       bar.update(1)
