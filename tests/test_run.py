@@ -23,7 +23,8 @@ def test_run_writes_results_support_set_and_report(uninterrupted):
   assert set(results["test_accuracy"]) == {"baseline", "random", "balanced", "rl"}
   assert all(0.0 <= v <= 1.0 for v in results["test_accuracy"].values())
   # The balanced arm's 2 steps: classes 0 and 1, pure, in the first two domains.
-  assert results["balanced_prompts"] == ["A photo of a 0, 0, and 0", "A drawing of a 1, 1, and 1"]
+  assert results["balanced_prompts"] == ["A photo of a zero, zero, and zero",
+                                         "A drawing of a one, one, and one"]
   assert results["num_synthetic"] == 20 and len(manifest) == 20 and len(pngs) == 20
   assert all(len(results["per_class_accuracy"][arm]) == 10 for arm in results["per_class_accuracy"])
   assert results["seed"] == 0 and results["config"]["loop"]["budget"] == 20
