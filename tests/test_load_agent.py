@@ -50,13 +50,13 @@ def test_load_agent_gives_the_runs_final_agent_and_build_support_set_takes_it(
                                   template=trained.template)
   rng = np.random.default_rng(0)  # test data on the host
   images, labels = rng.integers(0, 256, (20, 8, 8, 1), dtype=np.uint8), np.arange(20) % 10
-  cfg = jaxsets.ClassifierConfig(batch_size=8, baseline_steps=2, finetune_steps=1)
-  baseline, _ = jaxsets.train_classifier(images, labels, 10, jax.random.key(0), cfg=cfg)
+  cfg = jaxsets.ClassifierConfig(batch_size=8, finetune_steps=1)
+  baseline = jaxsets.init_classifier(jax.random.key(0), (8, 8, 1), 10, cfg)  # untrained will do
   real = val = jaxsets.device_set(images, labels)
   support = jaxsets.build_support_set(trained.agent, generator, book, baseline, real, val,
-                                      jax.random.key(1), budget=4, images_per_step=2, cfg=cfg,
+                                      jax.random.key(1), budget=2, images_per_step=1, cfg=cfg,
                                       observation_cfg=trained.observation_cfg)
-  assert len(support) == 4 and support.images.shape == (4, 8, 8, 1)
+  assert len(support) == 2 and support.images.shape == (2, 8, 8, 1)
   assert all(p.split(" of a ")[0].split(" ", 1)[1] in trained.domains for p in support.prompts)
 
 
