@@ -9,7 +9,7 @@ Public API (pure functions of arrays; the loop in jaxsets/loop drives them):
     (episode_level.py); rollout_action: a step of the roll-out that builds the delivered set
     (rollout.py: herd_plan and herding_action, or greedy)
   value(params, obs, *, network) -> float32 [...]
-  ppo_update(state, traj, last_value, key, *, cfg) -> (state, metrics)
+  ppo_update(state, traj, last_value, key, *, cfg) -> (state, metrics); cfg's numbers traced
   reward(before, after, *, w_acc, w_ent, entropy) -> (r, finite); check_finite(r, finite)
   make_observation(metrics, num_synthetic, class_counts, *, budget, cfg); observation_size(n, cfg)
 """
