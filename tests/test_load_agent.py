@@ -1,5 +1,5 @@
-"""`jaxsets.load_agent`: a run's trained agent back from its workdir, usable by
-`build_support_set`, and a clear UserError for what is not a run with a checkpoint."""
+"""`jaxsets.load_agent`: a run's trained agent back from its workdir, and a clear UserError for
+what is not a run with a checkpoint (tests/test_run.py rebuilds the run's support set from it)."""
 import json
 import os
 
@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 import jaxsets
-from fast_tiny_sd import save_fast_tiny_sd
 from smoke_runs import TOTAL_STEPS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,8 +21,7 @@ def _saved_agent(workdir, step):
     return reader.restore(os.path.join(workdir, "checkpoints", str(step), "state"))["agent"]
 
 
-def test_load_agent_gives_the_runs_final_agent_and_build_support_set_takes_it(
-    tmp_path, smoke_uninterrupted):
+def test_load_agent_gives_the_runs_final_agent(smoke_uninterrupted):
   workdir = str(smoke_uninterrupted)
   trained = jaxsets.load_agent(workdir)
   with open(os.path.join(workdir, "config.json")) as f:
@@ -41,23 +39,7 @@ def test_load_agent_gives_the_runs_final_agent_and_build_support_set_takes_it(
   assert [x.tobytes() for x in leaves(trained.agent.opt_state)] == \
          [x.tobytes() for x in leaves(saved["opt_state"])]
   assert int(trained.agent.step) == int(saved["step"]) > 0  # it was trained
-
-  # The smoke run's digits: 10 classes of 8x8x1 images; a tiny random generator will do.
-  generator = jaxsets.load_generator(save_fast_tiny_sd(str(tmp_path / "sd"), channels=1),
-                                     image_size=8, channels=1, num_inference_steps=2)
-  names = [str(i) for i in range(10)]
-  book = jaxsets.make_prompt_book(generator, names, domains=trained.domains,
-                                  template=trained.template)
-  rng = np.random.default_rng(0)  # test data on the host
-  images, labels = rng.integers(0, 256, (20, 8, 8, 1), dtype=np.uint8), np.arange(20) % 10
-  cfg = jaxsets.ClassifierConfig(batch_size=8, finetune_steps=1)
-  baseline = jaxsets.init_classifier(jax.random.key(0), (8, 8, 1), 10, cfg)  # untrained will do
-  real = val = jaxsets.device_set(images, labels)
-  support = jaxsets.build_support_set(trained.agent, generator, book, baseline, real, val,
-                                      jax.random.key(1), budget=2, images_per_step=1, cfg=cfg,
-                                      observation_cfg=trained.observation_cfg)
-  assert len(support) == 2 and support.images.shape == (2, 8, 8, 1)
-  assert all(p.split(" of a ")[0].split(" ", 1)[1] in trained.domains for p in support.prompts)
+  # build_support_set takes it: tests/test_run.py rebuilds the run's set from it, bit for bit.
 
 
 def test_load_agent_says_what_is_missing(tmp_path):

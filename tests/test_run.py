@@ -45,9 +45,10 @@ def test_run_writes_results_support_set_and_report(uninterrupted):
 
 
 def test_build_support_set_rebuilds_the_run_set_bit_for_bit(uninterrupted, smoke, monkeypatch):
-  """The public roll-out, given the run's trained agent, baseline, data and root key (and the
-  step its roll-out started at), builds the set the run delivered: both take one roll-out step
-  (env/rollout.py), so the images, prompts and rewards agree to the bit."""
+  """The public roll-out, given the run's trained agent (as jaxsets.load_agent reads it),
+  baseline, data and root key (and the step its roll-out started at), builds the set the run
+  delivered: both take one roll-out step (env/rollout.py), so the images, prompts and rewards
+  agree to the bit."""
   import jax
   import jaxsets
   from jaxsets.checkpoint.manager import read_latest
@@ -62,10 +63,11 @@ def test_build_support_set_rebuilds_the_run_set_bit_for_bit(uninterrupted, smoke
       lambda k: st.initial_state(s, st.untrained_baseline(s, k), k), key))
   step, state, _ = read_latest(str(uninterrupted), template)
   assert step == TOTAL_STEPS
+  trained = jaxsets.load_agent(str(uninterrupted))
   built = jaxsets.build_support_set(
-      state.agent, s.generator, s.book, state.baseline, s.real, s.val, state.key,
+      trained.agent, s.generator, s.book, state.baseline, s.real, s.val, state.key,
       budget=s.spec.budget, images_per_step=s.spec.images_per_step, cfg=s.clf_cfg,
-      reward_cfg=s.spec.reward, observation_cfg=s.spec.observation, rollout=config.loop.rollout,
+      reward_cfg=s.spec.reward, observation_cfg=trained.observation_cfg, rollout=config.loop.rollout,
       first_step=s.loop.episodes * s.steps_per_episode)
   saved = jaxsets.load_support_set(str(uninterrupted))
   assert len(built) == len(saved) == 20
