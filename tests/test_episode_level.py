@@ -38,7 +38,7 @@ def test_group_advantage_by_hand():
 def test_a_plan_is_kept_and_its_log_prob_is_its_heads():
   state, cfg = _agent()
   obs = jnp.full((64, OBS_DIM), 0.5)
-  plan, plan_log_prob = sample_plan(state, obs, jax.random.key(2), cfg=cfg)
+  plan, plan_log_prob = sample_plan(state, obs, jax.random.key(2))
   assert len(np.unique(np.asarray(plan.domain))) == NUM_DOMAINS   # near-uniform initial policy
   assert 0 < int(np.sum(plan.pure)) < 64
   expected = (_domain_log_probs(state, obs)[np.arange(64), np.asarray(plan.domain)]
@@ -56,7 +56,7 @@ def test_a_plan_is_kept_and_its_log_prob_is_its_heads():
   free, _, _ = act_in_episode(state.params, obs, jax.random.key(3), -jnp.ones((64,), jnp.int32),
                               jnp.zeros((64,), bool), network=state.network)
   assert len(np.unique(np.asarray(free[:, 0]))) == NUM_DOMAINS
-  greedy = greedy_plan(state, obs[:1], cfg=cfg)
+  greedy = greedy_plan(state, obs[:1])
   assert int(greedy.domain[0]) == int(np.argmax(_domain_log_probs(state, obs[:1])[0]))
 
 
@@ -94,7 +94,7 @@ def test_the_per_step_loss_leaves_kept_heads_out():
   """A head kept from the plan (head_mask 0) gets no gradient from the per-step PPO loss."""
   state, cfg = _agent()
   obs = jnp.full((8, OBS_DIM), 0.5)
-  plan, _ = sample_plan(state, obs, jax.random.key(2), cfg=cfg)
+  plan, _ = sample_plan(state, obs, jax.random.key(2))
   action, head_lp, value = act_in_episode(state.params, obs, jax.random.key(0), plan.domain,
                                           plan.pure, network=state.network)
   mask = jnp.tile(jnp.array([0.0, 1.0, 1.0, 1.0]), (8, 1))
@@ -119,7 +119,7 @@ def test_an_episode_level_choice_is_learned_in_a_few_episodes(head, best, p_lear
   p_best = []
   for episode in range(12):
     key, k_plan, k_noise = jax.random.split(key, 3)
-    plan, log_prob = sample_plan(state, obs, k_plan, cfg=cfg)
+    plan, log_prob = sample_plan(state, obs, k_plan)
     chosen = plan.domain if head == 0 else plan.pure.astype(jnp.int32)
     ret = 0.02 * (chosen == best) + 0.006 * jax.random.normal(k_noise, (4,))
     state, _ = plan_update(state, obs, plan, log_prob, ret, cfg=cfg)
@@ -183,7 +183,7 @@ def test_herd_plan_by_hand():
   herd = PlanHerd(probs, jnp.zeros_like(probs))
   domains, pures = [], []
   for _ in range(8):
-    plan, herd = herd_plan(herd, cfg=cfg)
+    plan, herd = herd_plan(herd, decisions=cfg.episode_decisions)
     domains.append(int(plan.domain[0]))
     pures.append(bool(plan.pure[0]))
   # deficits (domain): +.5 -> pick 0 (-.5); 0,.5,.5 -> 1; then 2; then 0; and again.
@@ -196,10 +196,9 @@ def test_herd_plan_by_hand():
 def test_herd_plan_starts_greedy_and_keeps_only_the_episode_decisions():
   state, cfg = _agent()
   obs = jnp.full((1, OBS_DIM), 0.5)
-  first, _ = herd_plan(start_plan_herd(state, obs, cfg=cfg), cfg=cfg)
-  greedy = greedy_plan(state, obs, cfg=cfg)
+  first, _ = herd_plan(start_plan_herd(state, obs), decisions=cfg.episode_decisions)
+  greedy = greedy_plan(state, obs)
   assert int(first.domain[0]) == int(greedy.domain[0])
   assert bool(first.pure[0]) == bool(greedy.pure[0])
-  _, domain_only = _agent(decisions=("domain",))
-  plan, _ = herd_plan(start_plan_herd(state, obs, cfg=domain_only), cfg=domain_only)
+  plan, _ = herd_plan(start_plan_herd(state, obs), decisions=("domain",))
   assert int(plan.domain[0]) >= 0 and not bool(plan.pure[0])   # no blend decision: mixed

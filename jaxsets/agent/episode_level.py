@@ -18,6 +18,7 @@ torso they share with the rest of the actor) take clipped PPO steps on those E r
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -47,44 +48,48 @@ def group_advantage(episode_return: jax.Array) -> jax.Array:
   return centred / (jnp.std(episode_return) + 1e-8)
 
 
-def _plan_log_prob_and_entropy(apply_fn, params, obs, plan: Plan, cfg: PPOConfig):
+def _plan_log_prob_and_entropy(state: AgentState, params, obs, plan: Plan):
   """log p(plan | obs) and the plan heads' entropy, over the episode-level heads: [E], [E]."""
-  domain_logits, blend_logits = apply_fn({"params": params}, obs, method=ActorCritic.plan_logits)
+  domain_logits, blend_logits = state.apply_fn({"params": params}, obs,
+                                               method=ActorCritic.plan_logits)
+  decisions = state.network.episode_decisions
   log_prob = jnp.zeros(obs.shape[:-1])
   entropy = jnp.zeros(obs.shape[:-1])
-  if cfg.domain_per_episode:
+  if "domain" in decisions:
     log_prob += distributions.head_log_prob(domain_logits, plan.domain)
     entropy += distributions.head_entropy(domain_logits)
-  if cfg.blend_per_episode:
+  if "blend" in decisions:
     log_prob += distributions.head_log_prob(blend_logits, plan.pure.astype(jnp.int32))
     entropy += distributions.head_entropy(blend_logits)
   return log_prob, entropy
 
 
-def _choose(state: AgentState, obs, pick, cfg: PPOConfig) -> Plan:
+def _choose(state: AgentState, obs, pick) -> Plan:
+  """The plan `pick(logits, head index)` makes of the heads the network decides per episode."""
   domain_logits, blend_logits = state.apply_fn({"params": state.params}, obs,
                                                method=ActorCritic.plan_logits)
   plan = no_plan(obs.shape[:-1])
-  if cfg.domain_per_episode:
+  if "domain" in state.network.episode_decisions:
     plan = plan._replace(domain=pick(domain_logits, 0))
-  if cfg.blend_per_episode:
+  if "blend" in state.network.episode_decisions:
     plan = plan._replace(pure=pick(blend_logits, 1) == 1)
   return plan
 
 
 @jax.jit
-def sample_plan(state: AgentState, obs: jax.Array, key: jax.Array, *, cfg: PPOConfig):
+def sample_plan(state: AgentState, obs: jax.Array, key: jax.Array):
   """An episode's plan sampled from obs [E, obs_dim] (its first observation) ->
-  (Plan of [E], log_prob [E])."""
+  (Plan of [E], log_prob [E]). The heads decided per episode are the network's
+  (state.network.episode_decisions)."""
   keys = jax.random.split(key, 2)
-  plan = _choose(state, obs, lambda logits, i: distributions.sample_head(logits, keys[i]), cfg)
-  return plan, _plan_log_prob_and_entropy(state.apply_fn, state.params, obs, plan, cfg)[0]
+  plan = _choose(state, obs, lambda logits, i: distributions.sample_head(logits, keys[i]))
+  return plan, _plan_log_prob_and_entropy(state, state.params, obs, plan)[0]
 
 
 @jax.jit
-def greedy_plan(state: AgentState, obs: jax.Array, *, cfg: PPOConfig) -> Plan:
+def greedy_plan(state: AgentState, obs: jax.Array) -> Plan:
   """The roll-out's plan: the most likely choice of each episode-level head."""
-  return _choose(state, obs, lambda logits, i: distributions.mode_head(logits), cfg)
+  return _choose(state, obs, lambda logits, i: distributions.mode_head(logits))
 
 
 class PlanHerd(NamedTuple):
@@ -98,7 +103,7 @@ class PlanHerd(NamedTuple):
 
 
 @jax.jit
-def start_plan_herd(state: AgentState, obs: jax.Array, *, cfg: PPOConfig) -> PlanHerd:
+def start_plan_herd(state: AgentState, obs: jax.Array) -> PlanHerd:
   """obs [..., obs_dim] (the roll-out's first observation) -> PlanHerd with nothing taken yet."""
   domain_logits, blend_logits = state.apply_fn({"params": state.params}, obs,
                                                method=ActorCritic.plan_logits)
@@ -108,14 +113,15 @@ def start_plan_herd(state: AgentState, obs: jax.Array, *, cfg: PPOConfig) -> Pla
   return PlanHerd(probs, jnp.zeros_like(probs))
 
 
-@jax.jit
-def herd_plan(herd: PlanHerd, *, cfg: PPOConfig) -> tuple[Plan, PlanHerd]:
+@partial(jax.jit, static_argnames=("decisions",))
+def herd_plan(herd: PlanHerd, *, decisions: tuple[str, ...]) -> tuple[Plan, PlanHerd]:
   """This step's plan: each episode-level head takes the option furthest behind its share,
   argmax(deficit + p), so over a roll-out of T steps each domain leads about p(domain)·T steps
   and about p(pure)·T steps are pure, with no sampling noise. A confident policy gives one
   plan throughout (what greedy_plan gives); an unsure one gives a mix in its proportions
   instead of staking the whole set on a favourite it has barely tried (8 episodes of noisy
   returns for 8 plans on the embedded default). Step 1 takes the most likely option.
+  decisions: the heads decided per episode (the network's episode_decisions).
   -> (Plan of [...], the PlanHerd after this step)."""
   num_domains = herd.probs.shape[-1] - 2
   behind = herd.deficit + herd.probs                                            # [..., D + 2]
@@ -124,9 +130,9 @@ def herd_plan(herd: PlanHerd, *, cfg: PPOConfig) -> tuple[Plan, PlanHerd]:
   taken = jnp.concatenate([jax.nn.one_hot(domain, num_domains),
                            jax.nn.one_hot(pure.astype(jnp.int32), 2)], axis=-1)
   plan = no_plan(domain.shape)
-  if cfg.domain_per_episode:
+  if "domain" in decisions:
     plan = plan._replace(domain=domain)
-  if cfg.blend_per_episode:
+  if "blend" in decisions:
     plan = plan._replace(pure=pure)
   return plan, herd._replace(deficit=behind - taken)
 
@@ -145,7 +151,7 @@ def plan_update(state: AgentState, obs: jax.Array, plan: Plan, old_log_prob: jax
   advantage = group_advantage(episode_return.astype(jnp.float32))
 
   def loss_fn(params):
-    log_prob, entropy = _plan_log_prob_and_entropy(state.apply_fn, params, obs, plan, cfg)
+    log_prob, entropy = _plan_log_prob_and_entropy(state, params, obs, plan)
     policy_loss, approx_kl, clip_fraction = clipped_policy_loss(
         log_prob, old_log_prob, advantage, cfg.clip_eps)
     entropy = jnp.mean(entropy)

@@ -12,7 +12,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxsets.agent.config import PPOConfig
 from jaxsets.agent.episode_level import Plan, PlanHerd, greedy_plan, herd_plan, no_plan, start_plan_herd
 from jaxsets.agent.policy import AgentState, greedy_action, herding_action
 
@@ -39,16 +38,14 @@ def rollout_action(agent: AgentState, obs: jax.Array, counts: jax.Array, t: int,
   if rollout not in ROLLOUTS:
     raise ValueError(f"rollout={rollout!r}: use one of {ROLLOUTS}")
   plan, herd, mass = memory
-  # The plan functions read only episode_decisions from their (static, hashed by value) config;
-  # the network holds them, so a roll-out needs no training config.
-  cfg = PPOConfig(episode_decisions=tuple(agent.network.episode_decisions))
-  if cfg.episode_decisions:
+  decisions = tuple(agent.network.episode_decisions)
+  if decisions:
     if rollout == "herding":
       if t == 0:
-        herd = start_plan_herd(agent, obs, cfg=cfg)
-      plan, herd = herd_plan(herd, cfg=cfg)
+        herd = start_plan_herd(agent, obs)
+      plan, herd = herd_plan(herd, decisions=decisions)
     elif t == 0:
-      plan = greedy_plan(agent, obs, cfg=cfg)
+      plan = greedy_plan(agent, obs)
   if rollout == "herding":
     action, mass = herding_action(agent.params, obs, mass, counts, plan.domain, plan.pure,
                                   network=agent.network)

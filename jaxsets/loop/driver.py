@@ -40,7 +40,7 @@ def train_step(s: RunSetup, state: st.RunState) -> tuple[st.RunState, dict]:
   obs = sharding.replicate(env_ops.observe(state.env, spec=s.spec), s.mesh)    # [E, obs]
   chosen = state.episode
   if s.ppo.episode_decisions and t == 0:  # the episode's plan, from its first observation
-    plan, plan_log_prob = sample_plan(state.agent, obs, st.stream(state.key, st.PLAN, g), cfg=s.ppo)
+    plan, plan_log_prob = sample_plan(state.agent, obs, st.stream(state.key, st.PLAN, g))
     chosen = st.EpisodeChoice(plan, obs, plan_log_prob, jnp.zeros((s.num_envs,), jnp.float32))
   keys = jax.random.split(st.stream(state.key, st.ACT, g), s.num_envs)
   step = act_for_step(state.agent.params, obs, keys, chosen.plan, network=state.agent.network)

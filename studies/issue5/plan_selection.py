@@ -49,11 +49,11 @@ def main():
     key = jax.random.key(1000 + seed)
     for _ in range(args.episodes):
       key, k_plan, k_noise = jax.random.split(key, 3)
-      plan, log_prob = sample_plan(state, obs, k_plan, cfg=cfg)
+      plan, log_prob = sample_plan(state, obs, k_plan)
       ret = (jnp.asarray(DOMAIN_EFFECT)[plan.domain] + PURE_EFFECT * plan.pure
              + NOISE * jax.random.normal(k_noise, (NUM_ENVS,)))
       state, _ = plan_update(state, obs, plan, log_prob, ret, cfg=cfg)
-    greedy = greedy_plan(state, obs[:1], cfg=cfg)
+    greedy = greedy_plan(state, obs[:1])
     chosen[int(greedy.domain[0])] += 1
     pure += bool(greedy.pure[0])
     domain_logits, _ = state.apply_fn({"params": state.params}, obs[:1],
