@@ -65,14 +65,6 @@ class PPOConfig:
   normalize_advantages: bool = static(True)
   observation: ObservationConfig = static(ObservationConfig())
 
-  @property
-  def domain_per_episode(self) -> bool:
-    return "domain" in self.episode_decisions
-
-  @property
-  def blend_per_episode(self) -> bool:
-    return "blend" in self.episode_decisions
-
   def __post_init__(self):
     # jax rebuilds the config from traced leaves inside jit: only Python numbers are checked.
     if all(isinstance(getattr(self, n), numbers.Real) for n in TRACED):
