@@ -15,11 +15,19 @@ import fcntl  # noqa: E402
 
 import pytest  # noqa: E402  (after the environment above, as jax must see it first)
 
-# Files that take minutes, started first: with `-n 2 --dist loadfile` (the README's command)
+# Files that take minutes, longest first: with `-n 2 --dist loadfile` (the README's command)
 # each file runs whole on one of two workers, and the short ones then fill in around these.
-SLOW_FIRST = ("test_benchmarks_from_scratch.py", "test_accelerator_from_scratch.py", "test_faults.py",
-              "test_run_sd_config.py", "test_multihost.py", "test_run.py", "test_generator_sampler.py",
-              "test_env_mesh.py", "test_real_size_tiny.py", "test_generator_loading.py")
+SLOW_FIRST = ("test_run_sd_config.py", "test_run.py", "test_benchmarks_from_scratch.py",
+              "test_multihost.py", "test_accelerator_from_scratch.py", "test_faults.py",
+              "test_generator_sampler.py", "test_env_mesh.py", "test_real_size_tiny.py",
+              "test_generator_loading.py")
+
+
+def pytest_configure(config):
+  # xdist hands out files with the most tests first unless told to keep the collection order:
+  # the one-test, four-minute files then started last, with the other worker idle.
+  if hasattr(config.option, "loadscopereorder"):
+    config.option.loadscopereorder = False
 
 
 def pytest_collection_modifyitems(items):
