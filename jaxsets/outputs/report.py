@@ -57,7 +57,7 @@ def accuracy_table(results: dict) -> list[str]:
   entropy = results.get("test_mean_entropy") or {}
   arms = arms_in(acc)
   # The agent's gain over each rule that does not learn (random prompts, the balanced rule).
-  rules = [a for a in ("random", "balanced") if a in acc]
+  rules = [a for a in arms if a not in ("baseline", "rl")]
   head = ["arm", "test accuracy", "vs baseline", *(f"RL vs {r}" for r in rules)]
   if repeats:
     head.append("range over fine-tunes")
@@ -91,7 +91,7 @@ def verdict(acc: dict) -> str:
 def per_class_table(per_class: dict, class_names: Sequence[str], labels: np.ndarray) -> list[str]:
   counts = np.bincount(labels, minlength=len(class_names)) if len(labels) else np.zeros(len(class_names), int)
   arms = arms_in(per_class)
-  gains = [a for a in ("baseline", "random", "balanced") if a in per_class]
+  gains = [a for a in arms if a != "rl"]
   head = ["class", *(ARM_SHORT[a] for a in arms), *(f"RL − {ARM_SHORT[a]}" for a in gains),
           "RL images"]
   rows = ["| " + " | ".join(head) + " |", "|---|" + "--:|" * (len(head) - 1)]

@@ -4,6 +4,7 @@ For each (scheduler, steps, guidance scale) it reads 200 "A photo of a {digit}" 
 prompts with the quality reader (make.py's check, the same prompts and keys) and times a batch of
 40 images (one training step of 4 environments x 10 images) after compiling.
 
+From the repository root (it reads configs/digits.py; an empty cache pretrains first):
   JAXSETS_CACHE=DIR python studies/issue18/sampler_steps.py OUT.json [--config.pretrain.steps=1000 ...]
 """
 import json
