@@ -12,6 +12,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import contextlib  # noqa: E402
 import fcntl  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
 
 import pytest  # noqa: E402  (after the environment above, as jax must see it first)
 
@@ -28,6 +30,20 @@ def pytest_configure(config):
   # the one-test, four-minute files then started last, with the other worker idle.
   if hasattr(config.option, "loadscopereorder"):
     config.option.loadscopereorder = False
+  # One XLA compilation cache for the session: the workers, and the `jaxsets` and benchmark
+  # processes the tests start, inherit it, so a program compiled anywhere is compiled once.
+  # Made by the controller before it starts the workers (they see the variable at jax's import).
+  if not hasattr(config, "workerinput") and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    config.jaxsets_xla_cache = tempfile.mkdtemp(prefix="jaxsets-tests-xla-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = config.jaxsets_xla_cache
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+
+
+def pytest_unconfigure(config):
+  folder = getattr(config, "jaxsets_xla_cache", None)
+  if folder:
+    shutil.rmtree(folder, ignore_errors=True)
+    os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
 
 
 def pytest_collection_modifyitems(items):

@@ -71,8 +71,10 @@ class Background:
 def prepared(root) -> Smoke:
   """The Smoke of a `root` that `prepare` has filled."""
   root = str(root)
+  # The session's compilation cache (conftest.py), unless the folders are kept across sessions.
+  xla = None if os.environ.get("JAXSETS_TEST_SMOKE_ROOT") else os.environ.get("JAX_COMPILATION_CACHE_DIR")
   env = {**os.environ, "JAXSETS_CACHE": os.path.join(root, "cache"), "PYTHONUNBUFFERED": "1",
-         "JAX_COMPILATION_CACHE_DIR": os.path.join(root, "xla"),
+         "JAX_COMPILATION_CACHE_DIR": xla or os.path.join(root, "xla"),
          "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
          "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
   return Smoke(root, env, TINY + [f"--config.data.data_dir={os.path.join(root, 'tfds')}"])

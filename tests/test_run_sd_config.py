@@ -3,6 +3,7 @@ Stable Diffusion in diffusers' format (3 channels, 16x16) and an RGB image folde
 import json
 import os
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -12,6 +13,7 @@ from jaxsets import config_loading
 from jaxsets.classifier import train
 from jaxsets.env import environment as env
 from jaxsets.loop.run import run
+from jaxsets.loop.setup import make_setup
 
 CLASSES = ("zero", "one", "two")  # words the tiny tokenizer knows
 
@@ -86,19 +88,22 @@ def make_tiny_imagenet(root):
   return root
 
 
-def test_tiny_imagenet_sd_smoke_runs_on_the_tiny_imagenet_layout(tmp_path, sd):
-  """The 64x64 config (its smoke variant swaps ResNet-18 for the small CNN on CPU), a 16x16 tiny SD
-  upsampled to 64x64, WordNet ids mapped to English names through words.txt."""
+def test_tiny_imagenet_sd_smoke_sets_up_the_64px_layout_and_generates_at_64px(tmp_path, sd):
+  """What configs/tiny_imagenet_sd.py:smoke adds to the cifar10 run above (the same loop, at another
+  size): the Tiny-ImageNet layout read into a run's setup, WordNet ids mapped to English names
+  through words.txt, and a 16x16 tiny SD's images delivered at 64x64 by the run's generator."""
   folder = make_tiny_imagenet(str(tmp_path / "tin"))
   config = config_loading.load_config_file("configs/tiny_imagenet_sd.py:smoke")
   config_loading.apply_overrides(config, [f"--config.data.name=folder:{folder}",
                                           f"--config.generator.model={sd}",
                                           "--config.prompts.domains=photo,drawing"])
-  results = run(config, str(tmp_path / "work"), quiet=True)
-  assert results["num_synthetic"] == 8
-  assert all(0.0 <= results["test_accuracy"][arm] <= 1.0 for arm in ("baseline", "random", "rl"))
-  with open(tmp_path / "work" / "support_set" / "manifest.jsonl") as f:
-    rows = [json.loads(line) for line in f]
-  first = Image.open(tmp_path / "work" / "support_set" / rows[0]["file"])
-  assert first.size == (64, 64) and first.mode == "RGB"
-  assert {r["class_name"] for r in rows} <= set(CLASSES)
+  s = make_setup(config, quiet=True)
+  assert s.splits.class_names == CLASSES
+  assert s.splits.train.images.shape == (3 * 12 - s.splits.validation.images.shape[0], 64, 64, 3)
+  assert s.splits.test.images.shape == (3 * 4, 64, 64, 3)   # val/ is the test split
+  assert s.splits.test.labels.tolist() == sorted(s.splits.test.labels.tolist())
+  assert s.book.class_names == CLASSES
+  prompts = [s.book.text((1, c, c, c)) for c in range(2)]   # (domain, c1, c2, c3)
+  assert prompts[1] == "A drawing of a one, one, and one"
+  images = s.generator.generate(prompts, jax.random.key(0))
+  assert images.shape == (2, 64, 64, 3) and images.dtype == np.uint8 and images.std() > 0
