@@ -36,3 +36,25 @@ def test_compare_reports_the_paired_gain_over_balanced():
   # mean 0.005; sd of (0.02, -0.01) = 0.0212; t(0.975, 1) = 12.706: half-width 12.706 * 0.015.
   assert gain["mean"] == pytest.approx(0.005) and gain["ci95"] == pytest.approx(12.706 * 0.015, rel=1e-3)
   assert summary["arms"]["balanced"]["mean"] == pytest.approx(0.94)
+
+
+def test_compare_reports_the_rarest_classes_of_long_tailed_data():
+  arms = ("baseline", "random", "balanced", "rl")
+  def seed_results(counts, per_class_rl):
+    per_class = {arm: [0.9, 0.9, 0.9, 0.9] for arm in arms}
+    per_class["rl"] = per_class_rl
+    return {"test_accuracy": {arm: 0.9 for arm in arms}, "per_class_accuracy": per_class,
+            "train_class_counts": counts, "class_names": ["a", "b", "c", "d"]}
+  # Seed 0: classes 3, 2, 1 are rarest (1 is tied with 0 at 10 images: the later one counts).
+  # Seed 1: its own split makes class 0 the rarest.
+  summary = summarise({0: seed_results([10, 10, 4, 2], [1.0, 0.7, 0.6, 0.5]),
+                       1: seed_results([1, 9, 8, 7], [0.3, 0.9, 0.9, 0.6])})
+  rare = summary["rarest_classes"]
+  assert rare["classes"] == [["d", "c", "b"], ["a", "d", "c"]]
+  assert rare["train_images"] == [[2, 4, 10], [1, 7, 8]]
+  assert rare["arms"]["rl"]["accuracy"] == pytest.approx([0.6, 0.6])      # (0.5+0.6+0.7)/3, (0.3+0.6+0.9)/3
+  assert rare["arms"]["baseline"]["accuracy"] == pytest.approx([0.9, 0.9])
+  assert rare["paired_gains"]["rl-baseline"]["mean"] == pytest.approx(-0.3)
+  # Balanced training data: no such section.
+  even = summarise({0: seed_results([5, 5, 5, 5], [1.0, 0.7, 0.6, 0.5])})
+  assert "rarest_classes" not in even

@@ -28,6 +28,8 @@ def test_run_writes_results_support_set_and_report(uninterrupted):
   assert results["num_synthetic"] == 20 and len(manifest) == 20 and len(pngs) == 20
   assert all(len(results["per_class_accuracy"][arm]) == 10 for arm in results["per_class_accuracy"])
   assert results["seed"] == 0 and results["config"]["loop"]["budget"] == 20
+  # The smoke config keeps 5 real training images of each digit (the rarest-class summary reads these).
+  assert results["train_class_counts"] == [5] * 10 and results["num_real_train"] == 50
   for row in manifest:  # the label is c1 of the prompt that made the image
     assert row["prompt"].split(" of a ")[1].split(",")[0] == row["class_name"]
   # results.json says what the set is made of, step by step, as the manifest shows it (10

@@ -1,4 +1,5 @@
-"""Several seeds of the four arms: means and 95% confidence intervals (Student's t)."""
+"""Several seeds of the four arms: means and 95% confidence intervals (Student's t), overall and,
+on long-tailed data, on the rarest classes."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,6 +11,7 @@ from jaxsets.loop.arms import ARMS
 # two rules against real data alone.
 PAIRS = (("rl", "baseline"), ("rl", "random"), ("rl", "balanced"), ("random", "baseline"),
          ("balanced", "baseline"))
+RAREST = 3  # on long-tailed training data, the classes whose accuracy is reported apart
 
 
 def mean_ci(values) -> dict:
@@ -28,10 +30,42 @@ def summarise(per_seed: dict) -> dict:
     accs = [per_seed[s]["test_accuracy"][arm] for s in seeds]
     per_class = np.mean([per_seed[s]["per_class_accuracy"][arm] for s in seeds], axis=0)
     out["arms"][arm] = {"test_accuracy": accs, **mean_ci(accs), "per_class_accuracy": per_class.tolist()}
-  for a, b in PAIRS:
-    diffs = [per_seed[s]["test_accuracy"][a] - per_seed[s]["test_accuracy"][b] for s in seeds]
-    out["paired_gains"][f"{a}-{b}"] = {"per_seed": diffs, **mean_ci(diffs)}
+  out["paired_gains"] = paired_gains({s: per_seed[s]["test_accuracy"] for s in seeds})
+  rarest = rarest_classes(per_seed)
+  if rarest is not None:
+    out["rarest_classes"] = rarest
   return out
+
+
+def paired_gains(accuracy: dict) -> dict:
+  """accuracy: {seed: {arm: accuracy}} -> {"a-b": per-seed differences, mean, 95% CI}."""
+  seeds = sorted(accuracy)
+  gains = {}
+  for a, b in PAIRS:
+    diffs = [accuracy[s][a] - accuracy[s][b] for s in seeds]
+    gains[f"{a}-{b}"] = {"per_seed": diffs, **mean_ci(diffs)}
+  return gains
+
+
+def rarest_classes(per_seed: dict, k: int = RAREST) -> dict | None:
+  """Where the real training data is long-tailed: every arm's mean accuracy over the k classes
+  with the fewest real training images (in each seed's own split), and the paired gains on them.
+  None where every class has as many images (or the results predate train_class_counts)."""
+  seeds = sorted(per_seed)
+  counts = [per_seed[s].get("train_class_counts") for s in seeds]
+  if any(c is None for c in counts) or all(min(c) == max(c) for c in counts):
+    return None
+  # Fewest images first; among equals the later class (the long tail's own order).
+  rare = {s: sorted(range(len(c)), key=lambda i: (c[i], -i))[:k] for s, c in zip(seeds, counts)}
+  accuracy = {s: {arm: float(np.mean([per_seed[s]["per_class_accuracy"][arm][i] for i in rare[s]]))
+                  for arm in ARMS} for s in seeds}
+  names = per_seed[seeds[0]].get("class_names")
+  # Per seed, in the order of the summary's seeds.
+  return {"k": k, "classes": [[names[i] if names else i for i in rare[s]] for s in seeds],
+          "train_images": [[counts[j][i] for i in rare[s]] for j, s in enumerate(seeds)],
+          "arms": {arm: {"accuracy": [accuracy[s][arm] for s in seeds],
+                         **mean_ci([accuracy[s][arm] for s in seeds])} for arm in ARMS},
+          "paired_gains": paired_gains(accuracy)}
 
 
 def table(summary: dict) -> str:
@@ -44,4 +78,13 @@ def table(summary: dict) -> str:
   lines.append("")
   for name, g in summary["paired_gains"].items():
     lines.append(f"gain {name:<16} {g['mean']:+.4f} ± {g['ci95']:.4f} (paired over seeds)")
+  rare = summary.get("rarest_classes")
+  if rare:
+    lines += ["", f"the {rare['k']} classes with the fewest real training images "
+              f"(seed {summary['seeds'][0]}: {', '.join(map(str, rare['classes'][0]))})"]
+    for arm in ARMS:
+      a = rare["arms"][arm]
+      lines.append(f"{arm:<10} {a['mean']:.4f} ± {a['ci95']:.4f}")
+    for name, g in rare["paired_gains"].items():
+      lines.append(f"gain {name:<16} {g['mean']:+.4f} ± {g['ci95']:.4f} (paired over seeds)")
   return "\n".join(lines)

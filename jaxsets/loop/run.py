@@ -105,6 +105,7 @@ def finish(s, state: st.RunState, history: dict, workdir: str, *, seconds: float
       "test_accuracy_repeats": {arm: scores[arm]["test_accuracy_repeats"] for arm in arms.ARMS},
       "num_synthetic": int(rl_support.mask.sum()),
       "num_real_train": len(s.splits.train),
+      "train_class_counts": [int(n) for n in s.splits.train.class_counts(s.splits.num_classes)],
       "class_names": list(s.book.class_names),
       "rl_prompts": prompts,
       "rl_composition": composition(actions, s.book),
