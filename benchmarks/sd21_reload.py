@@ -16,12 +16,13 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sd_hub_layout  # noqa: E402
+import sd_state_names  # noqa: E402
 
 # The published configs of stabilityai/stable-diffusion-2-1 (768-v), architecture fields only
 # (the keyword arguments of diffusers' and transformers' PyTorch classes).
 _SPEC = sd_hub_layout.arch_configs("sd21")
 UNET = {k: v for k, v in _SPEC["unet"].items() if not k.startswith("_")}
-TEXT = sd_hub_layout.text_kwargs(_SPEC)
+TEXT = sd_state_names.text_kwargs(_SPEC)
 VAE = {k: v for k, v in _SPEC["vae"].items() if not k.startswith("_")}
 # Parameter counts of the released checkpoint: a check that the sizes (channels, layers, widths)
 # were rebuilt right; head counts and attention flags do not change them.

@@ -93,11 +93,11 @@ def test_hub_names_and_counts_match_pytorch():
   # Real size on the meta device: the PyTorch modules' state dicts are the reference for the names
   # and shapes the builder derives from Flax, and their float tensors give the published counts.
   code = """
-import json, numpy as np, sd_hub_layout as h
+import json, numpy as np, sd_hub_layout as h, sd_state_names as names
 out = {}
 for arch in ("sd15", "sd21"):  # sd21base has sd21's modules (only sample_size differs)
   spec = h.arch_configs(arch)
-  ours, ref = h.state_shapes(spec), h.torch_state_shapes(spec)
+  ours, ref = names.state_shapes(spec), names.torch_state_shapes(spec)
   out[arch] = {"same": ours == ref, "counts": {p: sum(int(np.prod(s)) for s, k in v.values() if k == "F")
                                                 for p, v in ours.items()}}
 print(json.dumps(out))
