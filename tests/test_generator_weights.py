@@ -13,60 +13,18 @@ import ml_dtypes
 import numpy as np
 import pytest
 import safetensors.numpy
-from flax.traverse_util import flatten_dict
 
 import tiny_sd
 from jaxsets.errors import UserError
 from jaxsets.generator import hf, hf_weights
-
-FLAX_INIT_PARAMS = hf.init_params
-
-
-def _random_params(key, text, unet, vae):
-  """Every leaf drawn N(0, 1) from its shape (no Flax init: fast, and a swapped or mis-transposed
-  tensor cannot hide behind a constant bias or scale)."""
-  del key
-  shapes = jax.eval_shape(lambda k: FLAX_INIT_PARAMS(k, text, unet, vae), jax.random.key(0))
-  rng = np.random.default_rng(0)  # test weights, not a learner
-  return jax.tree.map(lambda s: rng.standard_normal(s.shape).astype(s.dtype), shapes)
-
-
-@pytest.fixture(scope="module")
-def flax_folder(tmp_path_factory):
-  hf.init_params = _random_params
-  try:
-    return tiny_sd.save_tiny_sd(str(tmp_path_factory.mktemp("weights") / "flax"))
-  finally:
-    hf.init_params = FLAX_INIT_PARAMS
-
-
-@pytest.fixture(scope="module")
-def pt_folder(flax_folder):
-  return tiny_sd.write_pytorch_layout(flax_folder, os.path.join(os.path.dirname(flax_folder), "pt"))
-
-
-@pytest.fixture(scope="module")
-def flax_params(flax_folder):
-  return hf.load_parts(flax_folder).params
-
-
-def _assert_same(a, b, dtype=None):
-  fa, fb = flatten_dict(a), flatten_dict(b)
-  assert fa.keys() == fb.keys()
-  for k in fa:
-    expected = np.asarray(fa[k]) if dtype is None else np.asarray(fa[k]).astype(dtype)
-    assert fb[k].dtype == expected.dtype and np.array_equal(np.asarray(fb[k]), expected), k
-
-
-def _copy(folder, tmp_path, name="copy"):
-  return shutil.copytree(folder, str(tmp_path / name))
+from weight_folders import assert_same, copy_folder, flax_folder, flax_params, pt_folder  # noqa: F401  (fixtures)
 
 
 def test_hub_layout_loads_all_three_components(pt_folder, flax_params):
   """The layout of stabilityai/stable-diffusion-2-1-base: PyTorch safetensors only (this failed
   in transformers' converter for the text encoder with _do_init=False)."""
   assert not any(f.endswith(".msgpack") for _, _, fs in os.walk(pt_folder) for f in fs)
-  _assert_same(flax_params, hf.load_parts(pt_folder).params)
+  assert_same(flax_params, hf.load_parts(pt_folder).params)
 
 
 def test_conversion_equals_diffusers_and_transformers_converters(pt_folder, flax_params):
@@ -99,7 +57,7 @@ def test_conversion_equals_diffusers_and_transformers_converters(pt_folder, flax
     else:
       theirs = diffusers_convert({k: v.view(AsTensor) for k, v in state.items()}, Shapes(shapes[kind]))
     path = os.path.join(pt_folder, kind, f"{stem}.safetensors")
-    _assert_same(theirs, hf_weights.load_params(path, kind, shapes[kind], jnp.float32))
+    assert_same(theirs, hf_weights.load_params(path, kind, shapes[kind], jnp.float32))
 
 
 def test_no_model_is_initialised(pt_folder, flax_folder, monkeypatch):
@@ -127,9 +85,9 @@ def test_fp16_files_load_as_float32_and_bfloat16(flax_folder, flax_params, tmp_p
   """Hub variants: `diffusion_pytorch_model.fp16.safetensors`, `model.fp16.safetensors`."""
   folder = tiny_sd.write_pytorch_layout(flax_folder, str(tmp_path / "fp16"), np.float16, "fp16")
   half = jax.tree.map(lambda x: np.asarray(x).astype(np.float16), flax_params)
-  _assert_same(half, hf.load_parts(folder, variant="fp16").params, np.float32)
+  assert_same(half, hf.load_parts(folder, variant="fp16").params, np.float32)
   bf16 = hf.load_parts(folder, jnp.bfloat16, variant="fp16").params
-  _assert_same(half, bf16, ml_dtypes.bfloat16)
+  assert_same(half, bf16, ml_dtypes.bfloat16)
   with pytest.raises(UserError, match=r"text_encoder: expected one of model\.fp16\.safetensors"):
     hf.load_parts(tiny_sd.write_pytorch_layout(flax_folder, str(tmp_path / "plain")), variant="fp16")
   with pytest.raises(UserError, match=r"no weights in .*text_encoder: expected one of flax_model"
@@ -139,13 +97,13 @@ def test_fp16_files_load_as_float32_and_bfloat16(flax_folder, flax_params, tmp_p
 
 def test_float16_and_bad_dtypes(pt_folder, flax_params):
   half = hf.load_parts(pt_folder, jnp.float16).params
-  _assert_same(flax_params, half, np.float16)
+  assert_same(flax_params, half, np.float16)
   with pytest.raises(UserError, match="int8 cannot hold"):
     hf.load_parts(pt_folder, jnp.int8)
 
 
 def test_sharded_safetensors(pt_folder, flax_params, tmp_path):
-  folder = _copy(pt_folder, tmp_path)
+  folder = copy_folder(pt_folder, tmp_path)
   unet = os.path.join(folder, "unet")
   state = safetensors.numpy.load_file(os.path.join(unet, "diffusion_pytorch_model.safetensors"))
   os.remove(os.path.join(unet, "diffusion_pytorch_model.safetensors"))
@@ -156,7 +114,7 @@ def test_sharded_safetensors(pt_folder, flax_params, tmp_path):
     safetensors.numpy.save_file({k: state[k] for k in keys}, os.path.join(unet, file))
   with open(os.path.join(unet, "diffusion_pytorch_model.safetensors.index.json"), "w") as f:
     json.dump({"metadata": {}, "weight_map": {k: f for f, ks in shards.items() for k in ks}}, f)
-  _assert_same(flax_params, hf.load_parts(folder).params)
+  assert_same(flax_params, hf.load_parts(folder).params)
 
 
 def _write_bins(folder):
@@ -174,17 +132,17 @@ def _write_bins(folder):
 
 
 def test_pytorch_bin_files(pt_folder, flax_params, tmp_path):
-  folder = _copy(pt_folder, tmp_path)
+  folder = copy_folder(pt_folder, tmp_path)
   _write_bins(folder)
   params = hf.load_parts(folder).params
-  _assert_same({k: flax_params[k] for k in ("unet", "vae")}, {k: params[k] for k in ("unet", "vae")})
+  assert_same({k: flax_params[k] for k in ("unet", "vae")}, {k: params[k] for k in ("unet", "vae")})
   as_bf16 = jax.tree.map(lambda x: np.asarray(x).astype(ml_dtypes.bfloat16),
                          flax_params["text_encoder"])
-  _assert_same(as_bf16, params["text_encoder"], np.float32)
+  assert_same(as_bf16, params["text_encoder"], np.float32)
 
 
 def test_bin_without_torch_says_what_to_do(pt_folder, tmp_path, monkeypatch):
-  folder = _copy(pt_folder, tmp_path)
+  folder = copy_folder(pt_folder, tmp_path)
   os.remove(os.path.join(folder, "text_encoder", "model.safetensors"))
   open(os.path.join(folder, "text_encoder", "pytorch_model.bin"), "wb").close()  # never opened
   monkeypatch.setitem(__import__("sys").modules, "torch", None)  # `import torch` now fails
@@ -213,10 +171,10 @@ def test_hub_id_offline_from_the_cache(flax_folder, pt_folder, flax_params, tmp_
   monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
   monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
   parts = hf.load_parts("org/tiny-sd")
-  _assert_same(flax_params, parts.params)
+  assert_same(flax_params, parts.params)
   half = jax.tree.map(lambda x: np.asarray(x).astype(np.float16), flax_params)
-  _assert_same(half, hf.load_parts("org/tiny-sd", revision="fp16", variant="fp16").params, np.float32)
-  _assert_same(half, hf.load_parts("org/tiny-sd", revision=other, variant="fp16").params, np.float32)
+  assert_same(half, hf.load_parts("org/tiny-sd", revision="fp16", variant="fp16").params, np.float32)
+  assert_same(half, hf.load_parts("org/tiny-sd", revision=other, variant="fp16").params, np.float32)
   with pytest.raises(UserError, match="at revision 'v9' are not in the local Hugging Face cache"):
     hf.load_parts("org/tiny-sd", revision="v9")
 
@@ -234,53 +192,6 @@ def test_hub_patterns_cover_every_weight_file():
                  for p in hf_weights.hub_patterns("unet")[1])  # no variant asked, none fetched
 
 
-@pytest.mark.parametrize("missing", ["tokenizer/merges.txt", "text_encoder/config.json",
-                                     "scheduler/scheduler_config.json", "unet"])
-def test_missing_files_are_named(pt_folder, tmp_path, missing):
-  folder = _copy(pt_folder, tmp_path)
-  path = os.path.join(folder, missing)
-  shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-  expected = "unet/config.json" if missing == "unet" else missing
-  with pytest.raises(UserError, match=f"not a complete Stable Diffusion model: .*{expected}"):
-    hf.load_parts(folder)
-
-
-def test_missing_text_encoder_weights_name_the_files(pt_folder, tmp_path):
-  folder = _copy(pt_folder, tmp_path)
-  os.remove(os.path.join(folder, "text_encoder", "model.safetensors"))
-  with pytest.raises(UserError, match=r"no weights in .*text_encoder: expected one of "
-                                      r"flax_model\.msgpack, model\.safetensors"):
-    hf.load_parts(folder)
-
-
-def test_tokenizer_from_another_model(pt_folder, tmp_path):
-  folder = _copy(pt_folder, tmp_path)
-  path = os.path.join(folder, "text_encoder", "config.json")
-  with open(path) as f:
-    config = json.load(f)
-  config["vocab_size"] += 5
-  with open(path, "w") as f:
-    json.dump(config, f)
-  with pytest.raises(UserError, match=f"tokenizer has {config['vocab_size'] - 5} tokens but "
-                                      f"text_encoder/config.json says vocab_size={config['vocab_size']}"):
-    hf.load_parts(folder)
-
-
-def test_wrong_shapes_and_corrupt_files(pt_folder, tmp_path):
-  folder = _copy(pt_folder, tmp_path)
-  path = os.path.join(folder, "vae", "diffusion_pytorch_model.safetensors")
-  state = safetensors.numpy.load_file(path)
-  state["decoder.conv_in.weight"] = state["decoder.conv_in.weight"][:, :2]
-  safetensors.numpy.save_file(state, path)
-  with pytest.raises(UserError, match=r"vae weights do not match vae/config.json \(shape of "
-                                      r"decoder/conv_in/kernel"):
-    hf.load_parts(folder)
-  with open(path, "r+b") as f:
-    f.truncate(os.path.getsize(path) - 100)
-  with pytest.raises(UserError, match="truncated or corrupt"):
-    hf.load_parts(folder)
-
-
 def test_public_api_takes_revision_and_variant(flax_folder, flax_params, tmp_path, monkeypatch):
   import huggingface_hub.constants
 
@@ -292,7 +203,7 @@ def test_public_api_takes_revision_and_variant(flax_folder, flax_params, tmp_pat
   generator = jaxsets.load_generator("org/tiny-sd", image_size=8, dtype="bfloat16", revision="half",
                                      variant="fp16", num_inference_steps=1)
   half = jax.tree.map(lambda x: np.asarray(x).astype(np.float16), flax_params)
-  _assert_same(half, generator.parts.params, ml_dtypes.bfloat16)
+  assert_same(half, generator.parts.params, ml_dtypes.bfloat16)
 
 
 def test_conversion_holds_one_copy_of_the_weights(pt_folder, flax_params):
@@ -309,7 +220,7 @@ def test_conversion_holds_one_copy_of_the_weights(pt_folder, flax_params):
   finally:
     tracemalloc.stop()
   assert peak < 1.5 * param_bytes, (peak, param_bytes)
-  _assert_same(flax_params["unet"], params)
+  assert_same(flax_params["unet"], params)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, ml_dtypes.bfloat16, np.float16])
@@ -330,7 +241,7 @@ def test_hub_download_fetches_one_weights_file_per_component(flax_folder, pt_fol
   import fnmatch
 
   import huggingface_hub
-  repo = _copy(pt_folder, tmp_path, "repo")  # PyTorch files for all, plus Flax for the UNet
+  repo = copy_folder(pt_folder, tmp_path, "repo")  # PyTorch files for all, plus Flax for the UNet
   shutil.copy(os.path.join(flax_folder, "unet", "diffusion_flax_model.msgpack"),
               os.path.join(repo, "unet"))
   fetched, calls = str(tmp_path / "fetched"), []
