@@ -5,8 +5,8 @@
 WORKDIR is a `jaxsets compare` workdir. Per seed: rl − balanced and rl − random (test accuracy,
 points), the roll-out's pure steps (c2 = c3 = c1), the spread of its first classes (the labels:
 fewest and most steps of one class, classes never chosen) and its steps per domain. `balanced`
-has 40 pure steps, 4 of each class and 10 of each domain by construction. The validation-side
-signal (the roll-out's summed reward) is printed too: a design is chosen on it, never on test.
+has 40 pure steps, 4 of each class and 10 of each domain by construction. Reads compare.json and
+seed_S/results.json only (what studies/issue18/results/ keeps of each workdir).
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ def main(workdir: str) -> None:
   with open(os.path.join(workdir, "compare.json")) as f:
     seeds = json.load(f)["seeds"]
   print("| seed | rl − balanced | rl − random | pure steps | steps per class (min-max) | classes never chosen "
-        "| steps per domain | roll-out reward (validation) |")
-  print("|---|---|---|---|---|---|---|---|")
+        "| steps per domain |")
+  print("|---|---|---|---|---|---|---|")
   rows = []
   for seed in seeds:
     with open(os.path.join(workdir, f"seed_{seed}", "results.json")) as f:
@@ -30,13 +30,10 @@ def main(workdir: str) -> None:
     acc, comp = r["test_accuracy"], r["rl_composition"]
     per_class = np.array(list(comp["first_class_steps"].values()))
     gain_bal, gain_rand = 100 * (acc["rl"] - acc["balanced"]), 100 * (acc["rl"] - acc["random"])
-    with open(os.path.join(workdir, f"seed_{seed}", "support_set", "manifest.jsonl")) as f:
-      rewards = {json.loads(line)["step"]: json.loads(line).get("reward") for line in f}
-    reward = sum(v for v in rewards.values() if v is not None)
     rows.append((gain_bal, comp["pure_steps"], int(per_class.max() - per_class.min())))
     print(f"| {seed} | {gain_bal:+.2f} | {gain_rand:+.2f} | {comp['pure_steps']} of {comp['steps']} "
           f"| {per_class.min()}-{per_class.max()} | {int(np.sum(per_class == 0))} "
-          f"| {', '.join(f'{d} {n}' for d, n in comp['domain_steps'].items())} | {reward:+.4f} |")
+          f"| {', '.join(f'{d} {n}' for d, n in comp['domain_steps'].items())} |")
   gains, pure, spread = (np.array(c, float) for c in zip(*rows))
   if len(rows) > 2:
     print(f"\ncorrelation over seeds of rl − balanced with pure steps: "
