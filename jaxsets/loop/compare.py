@@ -62,10 +62,15 @@ def rarest_classes(per_seed: dict, k: int = RAREST) -> dict | None:
   names = per_seed[seeds[0]].get("class_names")
   # Per seed, in the order of the summary's seeds.
   return {"k": k, "classes": [[names[i] if names else i for i in rare[s]] for s in seeds],
-          "train_images": [[counts[j][i] for i in rare[s]] for j, s in enumerate(seeds)],
+          "train_images": [[c[i] for i in rare[s]] for s, c in zip(seeds, counts)],
           "arms": {arm: {"accuracy": [accuracy[s][arm] for s in seeds],
                          **mean_ci([accuracy[s][arm] for s in seeds])} for arm in ARMS},
           "paired_gains": paired_gains(accuracy)}
+
+
+def _gain_lines(gains: dict) -> list[str]:
+  return [f"gain {name:<16} {g['mean']:+.4f} ± {g['ci95']:.4f} (paired over seeds)"
+          for name, g in gains.items()]
 
 
 def table(summary: dict) -> str:
@@ -75,16 +80,12 @@ def table(summary: dict) -> str:
     a = summary["arms"][arm]
     lines.append(f"{arm:<10} {a['mean']:.4f} ± {a['ci95']:.4f}{'':<16} "
                  + " ".join(f"{v:.4f}" for v in a["test_accuracy"]))
-  lines.append("")
-  for name, g in summary["paired_gains"].items():
-    lines.append(f"gain {name:<16} {g['mean']:+.4f} ± {g['ci95']:.4f} (paired over seeds)")
+  lines += ["", *_gain_lines(summary["paired_gains"])]
   rare = summary.get("rarest_classes")
   if rare:
     lines += ["", f"the {rare['k']} classes with the fewest real training images "
               f"(seed {summary['seeds'][0]}: {', '.join(map(str, rare['classes'][0]))})"]
-    for arm in ARMS:
-      a = rare["arms"][arm]
-      lines.append(f"{arm:<10} {a['mean']:.4f} ± {a['ci95']:.4f}")
-    for name, g in rare["paired_gains"].items():
-      lines.append(f"gain {name:<16} {g['mean']:+.4f} ± {g['ci95']:.4f} (paired over seeds)")
+    lines += [f"{arm:<10} {rare['arms'][arm]['mean']:.4f} ± {rare['arms'][arm]['ci95']:.4f}"
+              for arm in ARMS]
+    lines += _gain_lines(rare["paired_gains"])
   return "\n".join(lines)
