@@ -28,6 +28,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from jaxsets import xla_cpu as _xla_cpu
+
+_xla_cpu.prefer_xla_kernels()  # before any JAX computation: XLA reads its flags once
+
 # public name -> (module, attribute). The API's own facades live in jaxsets.api; plain types are
 # re-exported from where they are defined.
 _EXPORTS = {

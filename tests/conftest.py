@@ -9,6 +9,8 @@ os.environ.setdefault("USE_TF", "0")   # transformers must not import TensorFlow
 os.environ.setdefault("USE_TORCH", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import jaxsets  # noqa: E402,F401  (adds its XLA:CPU flags before any test starts JAX)
+
 
 import contextlib  # noqa: E402
 import fcntl  # noqa: E402

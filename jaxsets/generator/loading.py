@@ -15,8 +15,9 @@ from jaxsets.generator.config import GeneratorConfig
 from jaxsets.generator.embedded.build import DESCRIPTION_FILE
 from jaxsets.generator.generator import Generator, sampler_config
 
-# Bump when the embedded model's architecture or training recipe changes: old caches are ignored.
-EMBEDDED_FORMAT = 1
+# Bump when the embedded model's architecture, training recipe or the bits its training computes
+# change: old caches are ignored. 2: trained without YNNPACK's fusions (jaxsets/xla_cpu.py).
+EMBEDDED_FORMAT = 2
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
