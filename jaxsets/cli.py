@@ -12,7 +12,7 @@ COMMANDS = {
     "generate": ("generate", "generate images for a prompt and write PNGs + a grid"),
     "baseline": ("baseline", "train the classifier on real data only; write baseline.json"),
     "run": ("run", "the whole method on one seed (resumable): support set, results, report"),
-    "compare": ("compare", "baseline / random / rl over several seeds with 95%% intervals"),
+    "compare": ("compare", "baseline / random / balanced / rl over several seeds with 95%% intervals"),
 }
 
 

@@ -28,7 +28,7 @@ import optax
 from jaxsets.agent import distributions
 from jaxsets.agent.config import PPOConfig
 from jaxsets.agent.policy import ActorCritic, AgentState
-from jaxsets.agent.ppo import apply_gradients, clipped_policy_loss
+from jaxsets.agent.ppo import apply_gradients, clipped_policy_loss, standardise
 
 
 class Plan(NamedTuple):
@@ -44,8 +44,7 @@ def no_plan(shape) -> Plan:
 def group_advantage(episode_return: jax.Array) -> jax.Array:
   """float32 [E] -> [E]: each return relative to the group's mean, in units of its std (zeros
   when every return is equal: nothing to learn)."""
-  centred = episode_return - jnp.mean(episode_return)
-  return centred / (jnp.std(episode_return) + 1e-8)
+  return standardise(episode_return)
 
 
 def _plan_log_prob_and_entropy(state: AgentState, params, obs, plan: Plan):

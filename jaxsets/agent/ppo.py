@@ -66,6 +66,18 @@ def gae(reward: jax.Array, value: jax.Array, done: jax.Array, last_value: jax.Ar
   return advantages, advantages + value
 
 
+def standardise(x: jax.Array) -> jax.Array:
+  """float32 [N] -> [N]: (x - mean) / (std + 1e-8), or zeros when the values are equal to within
+  1e-5 of their largest magnitude (~80 float32 ulps). Equal values carry no preference, but their
+  float32 mean is off by ~1e-7 of them, and dividing that residue by its own std gave every row
+  the same advantage of about +-0.9: a batch with no reward signal then sharpened the policy
+  onto whatever it had sampled."""
+  centred = x - x.mean()
+  spread = jnp.max(x) - jnp.min(x)
+  informative = spread > 1e-5 * jnp.max(jnp.abs(x))
+  return jnp.where(informative, centred / (x.std() + 1e-8), jnp.zeros_like(x))
+
+
 def clipped_policy_loss(log_prob: jax.Array, old_log_prob: jax.Array, advantage: jax.Array,
                         clip_eps: float):
   """-E[min(r A, clip(r, 1 - eps, 1 + eps) A)] with r = exp(log_prob - old_log_prob).
@@ -167,8 +179,7 @@ def ppo_update(state: AgentState, traj: Transition, last_value: jax.Array, key: 
                      f"{cfg.minibatches} minibatches: collect more steps or lower it.")
   if cfg.normalize_advantages:
     # Over the whole batch (not per minibatch): a minibatch of a few rows would be noisy.
-    adv = data.advantage
-    data = data._replace(advantage=(adv - adv.mean()) / (adv.std() + 1e-8))
+    data = data._replace(advantage=standardise(data.advantage))
   # When minibatches does not divide B, each epoch leaves out B mod minibatches random rows.
   mb_size = rows // cfg.minibatches
   used = mb_size * cfg.minibatches
