@@ -1,6 +1,7 @@
 """`jaxsets run` end to end on a tiny config: outputs, exact resume after SIGTERM and SIGKILL,
 refusal of a workdir that holds another config. Each run is a real subprocess."""
 import os
+import re
 import signal
 import time
 
@@ -100,6 +101,9 @@ def test_sigterm_then_sigkill_then_resume_gives_the_same_run(tmp_path, smoke, un
   out = smoke.cli("run", "--workdir", str(workdir), "--no-progress", *smoke.args)
   assert out.returncode == 0, out.stderr
   assert outputs_of(workdir) == outputs_of(uninterrupted)
+  summary = next(line for line in out.stdout.splitlines() if line.startswith("test accuracy"))
+  assert all(re.search(rf" {arm} [01]\.\d{{4}} ", summary)
+             for arm in ("baseline", "random", "balanced", "rl")), summary
 
 
 def test_workdir_of_another_config_is_refused(smoke, uninterrupted):

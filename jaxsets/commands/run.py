@@ -1,6 +1,6 @@
 """Run the whole method (resumable): pretrain the generator if needed, train the PPO prompt agent,
 build the support set with its roll-out (herding by default), and compare baseline / random /
-rl on the test split.
+balanced / rl on the test split.
 
 Running the same command again on the same workdir resumes from the latest good checkpoint.
 """
@@ -21,8 +21,9 @@ def run(args, config) -> int:
   except Preempted as e:
     print(f"jaxsets run: stopped at step {e.args[0]} and saved; run the same command to resume.")
     return 143
+  from jaxsets.loop.arms import ARMS
   acc = results["test_accuracy"]
-  print(f"test accuracy  baseline {acc['baseline']:.4f}  random {acc['random']:.4f}  "
-        f"rl {acc['rl']:.4f}  ({results['num_synthetic']} synthetic images, seed {results['seed']})")
+  arms = "  ".join(f"{arm} {acc[arm]:.4f}" for arm in ARMS if arm in acc)
+  print(f"test accuracy  {arms}  ({results['num_synthetic']} synthetic images, seed {results['seed']})")
   print(f"outputs in {args.workdir}: results.json, report.md, support_set/")
   return 0
