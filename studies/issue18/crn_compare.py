@@ -1,10 +1,19 @@
-"""Paired: the roll-out's return on validation (sum of its 40 rewards: Δ val accuracy − w_ent Δ entropy
-from the same start) per seed, design B (CRN) minus design A; test accuracy for information only."""
+"""Two `jaxsets compare` workdirs of the same seeds, design A and design B, judged on validation.
+
+  python studies/issue18/crn_compare.py WORKDIR_A WORKDIR_B
+
+Per seed: the roll-out's return (the sum of its 40 rewards, which telescopes to the change of the
+validation objective, accuracy minus w_ent times entropy, from the roll-out's start), read from
+the last checkpoint's history; then B − A as mean ± 95% CI (t) over seeds. The rl arm's test
+accuracy and B's gains over its random and balanced arms are printed for information only.
+"""
 import json, os, sys, glob
 import numpy as np
 from scipy import stats
 def rollout_return(seed_dir):
-  last = max(glob.glob(os.path.join(seed_dir, "checkpoints", "*")), key=lambda p: int(os.path.basename(p)) if os.path.basename(p).isdigit() else -1)
+  steps = [p for p in glob.glob(os.path.join(seed_dir, "checkpoints", "*"))
+           if os.path.basename(p).isdigit()]
+  last = max(steps, key=lambda p: int(os.path.basename(p)))
   m = json.load(open(os.path.join(last, "meta", "metadata")))["meta"]
   return float(np.sum(m["rollout_reward"])), float(np.sum(m["episode_reward"]))
 def ci(x):
