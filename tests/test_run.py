@@ -23,6 +23,10 @@ def test_run_writes_results_support_set_and_report(uninterrupted):
   results, manifest, pngs = outputs_of(uninterrupted)
   assert set(results["test_accuracy"]) == {"baseline", "random", "balanced", "rl"}
   assert all(0.0 <= v <= 1.0 for v in results["test_accuracy"].values())
+  # The same fine-tunes scored on the validation split, what designs are chosen on.
+  assert set(results["val_accuracy"]) == set(results["test_accuracy"])
+  assert all(0.0 < v <= 1.0 for v in results["val_accuracy"].values())
+  assert results["val_accuracy"] != results["test_accuracy"]
   # The balanced arm's 2 steps: classes 0 and 1, pure, in the first two domains.
   assert results["balanced_prompts"] == ["A photo of a zero, zero, and zero",
                                          "A drawing of a one, one, and one"]

@@ -69,8 +69,10 @@ def balanced_support(s: RunSetup, key) -> tuple[SupportBatch, np.ndarray]:
 
 def evaluate_arms(s: RunSetup, state: st.RunState, supports: dict) -> dict:
   """Test metrics per arm, each the mean over loop.eval_repeats fine-tunes whose minibatch
-  keys are shared across arms (so the arms differ only in their support sets)."""
+  keys are shared across arms (so the arms differ only in their support sets), and the same
+  fine-tunes' validation accuracy: what a design is chosen on, the test split staying unseen."""
   test = put_on_devices(s.splits.test, s.mesh)
+  val = put_on_devices(s.splits.validation, s.mesh)  # placed as the test split, not as s.val
   repeats = s.loop.eval_repeats
   # Each fine-tune's minibatch split over the devices (added in device order, the same bits on
   # any layout of them over processes), the test set scored where it lies.
@@ -80,7 +82,7 @@ def evaluate_arms(s: RunSetup, state: st.RunState, supports: dict) -> dict:
     # One placement for every arm's set (some are made outside jit, some come out of it):
     # otherwise each arm compiles its own fine-tune (~5 s each for a small CNN on CPU).
     support = sharding.replicate(supports[arm], s.mesh)
-    accs, per_class, entropy = [], [], []
+    accs, per_class, entropy, val_accs = [], [], [], []
     for r in range(repeats):
       clf, _ = finetune(state.baseline, s.real, support, st.stream(state.key, st.EVAL, r),
                         cfg=s.clf_cfg, mesh=mesh)
@@ -88,7 +90,10 @@ def evaluate_arms(s: RunSetup, state: st.RunState, supports: dict) -> dict:
       accs.append(float(m.accuracy))
       per_class.append(np.asarray(m.per_class_accuracy))
       entropy.append(float(m.mean_entropy))
+      v = evaluate(clf, val.images, val.labels, val.mask, chunk=s.clf_cfg.eval_chunk)
+      val_accs.append(float(v.accuracy))
     out[arm] = {"test_accuracy": float(np.mean(accs)), "test_accuracy_repeats": accs,
                 "per_class_accuracy": np.mean(per_class, axis=0).tolist(),
-                "test_mean_entropy": float(np.mean(entropy))}
+                "test_mean_entropy": float(np.mean(entropy)),
+                "val_accuracy": float(np.mean(val_accs))}
   return out

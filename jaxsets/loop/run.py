@@ -103,6 +103,8 @@ def finish(s, state: st.RunState, history: dict, workdir: str, *, seconds: float
       "per_class_accuracy": {arm: scores[arm]["per_class_accuracy"] for arm in arms.ARMS},
       "test_mean_entropy": {arm: scores[arm]["test_mean_entropy"] for arm in arms.ARMS},
       "test_accuracy_repeats": {arm: scores[arm]["test_accuracy_repeats"] for arm in arms.ARMS},
+      # The same fine-tunes on the validation split: for choosing designs, never the test split.
+      "val_accuracy": {arm: scores[arm]["val_accuracy"] for arm in arms.ARMS},
       "num_synthetic": int(rl_support.mask.sum()),
       "num_real_train": len(s.splits.train),
       "train_class_counts": [int(n) for n in s.splits.train.class_counts(s.splits.num_classes)],
