@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsets import config_types
 from jaxsets.errors import UserError
 
 SLOTS = ("domain", "c1", "c2", "c3")
@@ -24,11 +25,50 @@ SLOTS = ("domain", "c1", "c2", "c3")
 
 def _pieces(template: str) -> list[str]:
   """Literal text and slot names, in order: "A {domain} of a {c1}" -> ["A ", "domain", " of a ", "c1"]."""
-  fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
-  if sorted(fields) != sorted(SLOTS):
-    raise UserError(f"prompts.template {template!r} must use each of {{domain}}, {{c1}}, {{c2}}, "
-                    f"{{c3}} exactly once (found {fields}).")
-  return [p for p in re.split(r"\{(domain|c1|c2|c3)\}", template) if p != ""]
+  how = (f"prompts.template {template!r} must use each of {{domain}}, {{c1}}, {{c2}}, {{c3}} "
+         "exactly once, plainly, with no other braces")
+  try:
+    fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(template)
+              if f is not None]
+  except ValueError as e:  # "A {domain of a ...": an unclosed or stray brace
+    raise UserError(f"{how} ({e}).") from None
+  names = [f for f, _, _ in fields]
+  if sorted(names) != sorted(SLOTS) or any(spec or conv for _, spec, conv in fields):
+    raise UserError(f"{how} (found {['{' + f + '}' for f in names]}).")
+  pieces = [p for p in re.split(r"\{(domain|c1|c2|c3)\}", template) if p != ""]
+  if any("{" in p or "}" in p for p in pieces if p not in SLOTS):
+    # "{{" formats as "{" in text() but would be tokenized as "{{" here: the two would differ.
+    raise UserError(f"{how} (found a literal brace).")
+  return pieces
+
+
+def check_prompt_text(template: str, domains: Sequence[str], class_names: Sequence[str]) -> None:
+  """Refuses a template or dictionary that cannot write the prompts: the template must hold the
+  four slots, and each word must be non-empty and named once. Needs no tokenizer."""
+  _pieces(template)
+  if not domains:
+    raise UserError("prompts.domains is empty: give at least one domain, e.g. ('photo',).")
+  for label, words in (("prompts.domains", domains), ("the class names", class_names)):
+    if any(not str(w).strip() for w in words):
+      raise UserError(f"{label} {tuple(words)!r} hold an empty name: remove it or name it.")
+    twice = sorted({w for w in words if list(words).count(w) > 1})
+    if twice:
+      raise UserError(f"{label} name {twice!r} more than once: name each once, or its prompts "
+                      "could not be told apart.")
+
+
+@dataclasses.dataclass(frozen=True)
+class PromptsConfig:
+  """`config.prompts`, checked at the boundary, before any data loads or pretraining starts."""
+  template: str                      # "A {domain} of a {c1}, {c2}, and {c3}"
+  domains: tuple[str, ...]
+  class_names: tuple[str, ...] = ()  # () = the dataset's own names, in label order
+
+  @classmethod
+  def from_config(cls, section) -> "PromptsConfig":
+    prompts = cls(**config_types.read_section(cls, section, "prompts."))
+    check_prompt_text(prompts.template, prompts.domains, prompts.class_names)
+    return prompts
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -97,14 +137,9 @@ def _word_table(tokenizer, words: Sequence[str]):
 
 def make_prompt_book(tokenizer, template: str, domains: Sequence[str],
                      class_names: Sequence[str], length: int | None = None) -> PromptBook:
-  if not domains:
-    raise UserError("prompts.domains is empty: give at least one domain, e.g. ('photo',).")
   if len(class_names) < 2:
     raise UserError(f"the dataset has {len(class_names)} class(es); a classifier needs at least 2.")
-  for label, words in (("domain", domains), ("class name", class_names)):
-    for w in words:
-      if not str(w).strip():
-        raise UserError(f"an empty {label} in the prompt dictionary: remove it or name it.")
+  check_prompt_text(template, domains, class_names)
   pieces = _pieces(template)
   piece_ids = tuple(np.asarray(tokenizer(p, add_special_tokens=False)["input_ids"], np.int32)
                     if p not in SLOTS else np.zeros((0,), np.int32) for p in pieces)

@@ -4,6 +4,7 @@ test_cli.py; unreadable images in test_data_folders.py; missing or mismatched mo
 test_generator_loading.py; a NaN reward in test_agent_reward_observation.py; a workdir of
 another config in test_run.py; damaged checkpoints in test_checkpointing.py.)"""
 import os
+import re
 import subprocess
 import sys
 
@@ -53,10 +54,25 @@ def config_file(tmp_path, body: str, type_safe: bool = True) -> str:
     ("c.generator.dtype = 'int8'", "generator.dtype='int8': use one of auto, float32"),
     ("c.generator.attention = 'flash'", "generator.attention='flash': use one of auto"),
     ("c.generator.scheduler = 'dpm'", "generator.scheduler='dpm': unknown scheduler; use one of ddim"),
+    # The embedded generator's pretraining and the prompt dictionary: refused before any data
+    # loads or pretraining starts (they were read only after minutes of pretraining).
+    ("c.pretrain.steps = -5", "pretrain.steps=-5 must be at least 1"),
+    ("c.pretrain.steps = 1500.0", "pretrain.steps=1500.0 must be a whole number"),
+    ("c.pretrain.p_triple = 1.5", "pretrain.p_triple=1.5 must be in [0, 1]"),
+    ("c.pretrain.ema_decay = 1.0", "pretrain.ema_decay=1.0 must be in [0, 1)"),
+    ("c.prompts.template = 'A {foo} of a {c1}'",
+     "prompts.template 'A {foo} of a {c1}' must use each of {domain}, {c1}, {c2}, {c3} exactly once"),
+    ("c.prompts.template = 'A {domain of a {c1}, {c2}, and {c3}'", "(unexpected '{' in field name)"),
+    ("c.prompts.template = 'A {domain!r} of a {c1}, {c2}, and {c3}'", "plainly, with no other braces"),
+    ("c.prompts.template = 'A {{domain}} {domain} of a {c1}, {c2}, and {c3}'", "found a literal brace"),
+    ("c.prompts.domains = ()", "prompts.domains is empty"),
+    ("c.prompts.domains = ('photo', 'sketch', 'photo')", "prompts.domains name ['photo'] more than once"),
+    ("c.prompts.class_names = 'zero'", "prompts.class_names='zero' must be a tuple of str"),
+    ("c.prompts.class_names = ('zero', ' ')", "the class names ('zero', ' ') hold an empty name"),
 ])
 def test_wrong_kinds_in_a_config_file_are_refused(tmp_path, body, message):
   config = config_loading.load_config_file(config_file(tmp_path, body, type_safe=False))
-  with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+  with pytest.raises(UserError, match=re.escape(message)):
     check_config(config)
 
 
@@ -74,6 +90,8 @@ def test_bad_values_at_the_cli_exit_2_and_leave_the_workdir_untouched(tmp_path):
       (["--config", config_file(tmp_path, "c.loop.budget = -10")], "loop.budget=-10"),
       (["--config", config_file(tmp_path, "c.agent.epochs = 2.0", type_safe=False)],
        "agent.epochs=2.0 must be a whole number"),
+      (["--config", "configs/digits.py", "--config.prompts.template=A {foo} of a {c1}"],
+       "prompts.template 'A {foo} of a {c1}' must use each of"),
       (["--config", "configs/digits.py", "--num-processes", "2", "--process-id", "0"],
        "--coordinator-address"),
   ]:

@@ -18,7 +18,7 @@ from jaxsets.loop.config import LoopConfig
 if TYPE_CHECKING:
   from jaxsets.generator.config import GeneratorConfig
 from jaxsets.env.environment import EnvSpec, envs_split
-from jaxsets.prompts import PromptBook, make_prompt_book
+from jaxsets.prompts import PromptBook, PromptsConfig, make_prompt_book
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +31,7 @@ class RunConfigs:
   reward: RewardConfig
   data: DataConfig
   generator: GeneratorConfig
+  prompts: PromptsConfig
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -79,6 +80,10 @@ def check_config(config) -> RunConfigs:
   loop = check_loop_config(config)
   generator = GeneratorConfig.from_config(config.generator)
   check_generator(generator)
+  prompts = PromptsConfig.from_config(config.prompts)
+  if generator.model == "embedded":
+    from jaxsets.generator.embedded.pretrain import PretrainConfig
+    PretrainConfig.from_config(config.pretrain)
   data_cfg = DataConfig.from_config(config.data)
   try:
     ppo = PPOConfig.from_config(config.agent)
@@ -90,12 +95,12 @@ def check_config(config) -> RunConfigs:
     json.dumps(config.to_dict())  # the workdir keeps it as config.json
   except (TypeError, ValueError) as e:
     raise UserError(f"bad config: {e}") from e
-  return RunConfigs(seed, loop, ppo, classifier, reward, data_cfg, generator)
+  return RunConfigs(seed, loop, ppo, classifier, reward, data_cfg, generator, prompts)
 
 
-def class_names_for(config, splits) -> tuple[str, ...]:
+def class_names_for(prompts: PromptsConfig, splits) -> tuple[str, ...]:
   """The dataset's class names, or the user's replacements (same count, same order)."""
-  override = tuple(config.prompts.class_names)
+  override = prompts.class_names
   if not override:
     return splits.class_names
   if len(override) != splits.num_classes:
@@ -138,14 +143,14 @@ def make_setup(config, *, quiet: bool = False) -> RunSetup:
   splits = data.load_dataset(c.data, c.seed)
   check_dataset(splits)
   spec = dataclasses.replace(spec, num_classes=splits.num_classes)
-  names = class_names_for(config, splits)
+  names = class_names_for(c.prompts, splits)
   mesh = sharding.make_mesh()
   check_batch(c.classifier, mesh)  # before the generator loads: a minibatch split over the devices
   if c.generator.model == "embedded":
     ensure_embedded(config, quiet=quiet)  # pretrains once where the cache is empty
   generator = load_generator(config, mesh)
-  book = make_prompt_book(generator.parts.tokenizer, config.prompts.template,
-                          tuple(config.prompts.domains), names, generator.max_length)
+  book = make_prompt_book(generator.parts.tokenizer, c.prompts.template, c.prompts.domains,
+                          names, generator.max_length)
   check_dictionary(book)
   # Environments split over the devices fine-tune and score whole on each (env/environment.py):
   # then a copy of the data on every device, placed once, rather than gathered at every step.

@@ -20,6 +20,7 @@ from jaxsets.generator.embedded.build import build_embedded
 from jaxsets.generator.embedded.pretrain import PretrainConfig
 from jaxsets.generator.generator import Generator, sampler_config
 from jaxsets.generator.loading import embedded_folder
+from jaxsets.prompts import PromptsConfig
 
 
 def ensure_embedded(config, *, quiet: bool = False, rebuild: bool = False) -> str:
@@ -31,6 +32,8 @@ def ensure_embedded(config, *, quiet: bool = False, rebuild: bool = False) -> st
   """
   from jaxsets import data
 
+  pretrain = PretrainConfig.from_config(config.pretrain)  # bad values refused before any work
+  template = PromptsConfig.from_config(config.prompts).template
   folder = embedded_folder(config)
   if os.path.isfile(os.path.join(folder, "model_index.json")) and not rebuild:
     return folder
@@ -48,8 +51,8 @@ def ensure_embedded(config, *, quiet: bool = False, rebuild: bool = False) -> st
             "pretrain": config.pretrain.to_dict(), "pool_size": len(pool),
             "train_seconds": round(time.time() - start, 1)}
 
-  build_embedded(pool.images, pool.labels, pool.class_names, config.prompts.template,
-                 PretrainConfig.from_config(config.pretrain), folder, quiet=quiet, describe=describe)
+  build_embedded(pool.images, pool.labels, pool.class_names, template, pretrain, folder,
+                 quiet=quiet, describe=describe)
   return folder
 
 

@@ -16,6 +16,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from jaxsets import config_types
 from jaxsets.generator.embedded import captions
 
 REPORT_EVERY = 25  # steps between progress-bar updates (each reads the loss: one device sync)
@@ -35,8 +36,19 @@ class PretrainConfig:
 
   @classmethod
   def from_config(cls, c: ml_collections.ConfigDict) -> "PretrainConfig":
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in c.items() if k in names})
+    """`config.pretrain`, each value checked for its kind and range before anything trains."""
+    cfg = cls(**config_types.read_section(cls, c, "pretrain."))
+    limits = [("steps", cfg.steps >= 1, "at least 1"),
+              ("vae_steps", cfg.vae_steps >= 1, "at least 1"),
+              ("batch_size", cfg.batch_size >= 1, "at least 1"),
+              ("learning_rate", cfg.learning_rate > 0, "above 0"),
+              ("ema_decay", 0 <= cfg.ema_decay < 1, "in [0, 1)"),
+              ("caption_dropout", 0 <= cfg.caption_dropout < 1, "in [0, 1)"),
+              ("p_triple", 0 <= cfg.p_triple <= 1, "in [0, 1] (a share of the captions)"),
+              ("min_snr_gamma", cfg.min_snr_gamma >= 0, "0 (plain MSE) or above")]
+    config_types.refuse([f"pretrain.{name}={getattr(cfg, name)!r} must be {what}"
+                         for name, ok, what in limits if not ok])
+    return cfg
 
 
 def _adam(cfg: PretrainConfig, steps: int):
