@@ -12,7 +12,7 @@ COMMANDS = {
     "generate": ("generate", "generate images for a prompt and write PNGs + a grid"),
     "baseline": ("baseline", "train the classifier on real data only; write baseline.json"),
     "run": ("run", "the whole method on one seed (resumable): support set, results, report"),
-    "compare": ("compare", "baseline / random / balanced / rl over several seeds with 95%% intervals"),
+    "compare": ("compare", "baseline / random / balanced / rl over several seeds with 95% intervals"),
 }
 
 
@@ -25,7 +25,8 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
   sub = parser.add_subparsers(dest="command", metavar="COMMAND")
   chosen = next((a for a in (argv or []) if a in COMMANDS), None)
   for name, (module_name, help_text) in COMMANDS.items():
-    p = sub.add_parser(name, help=help_text, description=help_text)
+    # argparse %-formats help but not description: "95%" must be "95%%" in help only.
+    p = sub.add_parser(name, help=help_text.replace("%", "%%"), description=help_text)
     p.add_argument("--config", required=True, metavar="FILE[:ARG]",
                    help="ml_collections config file, e.g. configs/digits.py or configs/digits.py:smoke")
     distributed.add_arguments(p)

@@ -21,6 +21,12 @@ def test_help_lists_every_subcommand():
     assert name in out.stdout
 
 
+def test_a_subcommand_help_shows_its_description_as_written():
+  out = jaxsets("compare", "--help")
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert "over several seeds with 95% intervals" in out.stdout, out.stdout
+
+
 def test_generate_refuses_zero_images(tmp_path):
   out = jaxsets("generate", "--config", "configs/digits.py", "--prompt", "A photo of a one",
                 "--num-images", "0", "--out", str(tmp_path / "o"))
