@@ -54,6 +54,14 @@ def config_file(tmp_path, body: str, type_safe: bool = True) -> str:
     ("c.generator.dtype = 'int8'", "generator.dtype='int8': use one of auto, float32"),
     ("c.generator.attention = 'flash'", "generator.attention='flash': use one of auto"),
     ("c.generator.scheduler = 'dpm'", "generator.scheduler='dpm': unknown scheduler; use one of ddim"),
+    ("c.generator.num_inference_steps = 0", "generator.num_inference_steps=0 must be at least 1"),
+    ("c.generator.guidance_scale = -1.0", "generator.guidance_scale=-1.0 must be 0 or above"),
+    ("c.classifier.model = 'resnet21'", "classifier.model='resnet21' is unknown. Did you mean resnet20"),
+    ("c.classifier.learning_rate = -0.1", "classifier.learning_rate=-0.1 must be above 0"),
+    ("c.classifier.label_smoothing = 1.5", "classifier.label_smoothing=1.5 in [0, 1)"),
+    ("c.classifier.crop_padding = -1", "classifier.crop_padding=-1 must be 0 or more pixels"),
+    ("c.data.image_size = 0", "data.image_size=0 must be at least 1"),
+    ("c.data.channels = 2", "data.channels=2 must be 1 (greyscale) or 3 (RGB)"),
     # The embedded generator's pretraining and the prompt dictionary: refused before any data
     # loads or pretraining starts (they were read only after minutes of pretraining).
     ("c.pretrain.steps = -5", "pretrain.steps=-5 must be at least 1"),

@@ -42,4 +42,14 @@ class ClassifierConfig:
     for name in ("batch_size", "baseline_steps", "finetune_steps", "eval_chunk"):
       if getattr(cfg, name) <= 0:
         raise UserError(f"classifier.{name}={getattr(cfg, name)} must be positive.")
+    for name in ("learning_rate", "finetune_learning_rate"):
+      if not getattr(cfg, name) > 0:
+        raise UserError(f"classifier.{name}={getattr(cfg, name)} must be above 0.")
+    if cfg.weight_decay < 0 or not 0 <= cfg.label_smoothing < 1:
+      raise UserError(f"classifier.weight_decay={cfg.weight_decay} must be 0 or above and "
+                      f"classifier.label_smoothing={cfg.label_smoothing} in [0, 1).")
+    if cfg.crop_padding < 0:
+      raise UserError(f"classifier.crop_padding={cfg.crop_padding} must be 0 or more pixels.")
+    from jaxsets.classifier.models import check_model_name  # imports the Flax models
+    check_model_name(cfg.model)  # now, not when the first model is built after the generator loads
     return cfg

@@ -20,10 +20,14 @@ MODELS = {
 }
 
 
-def make_model(name: str, num_classes: int) -> nn.Module:
+def check_model_name(name: str) -> None:
   if name not in MODELS:
     close = difflib.get_close_matches(name, MODELS, n=3)
     hint = f" Did you mean {' or '.join(close)}?" if close else ""
     raise UserError(f"classifier.model={name!r} is unknown.{hint} Choose one of: "
                     f"{', '.join(MODELS)}.")
+
+
+def make_model(name: str, num_classes: int) -> nn.Module:
+  check_model_name(name)
   return MODELS[name](num_classes)

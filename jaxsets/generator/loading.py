@@ -79,8 +79,17 @@ def check_generator_config(config):
 
 
 def check_generator(gen: GeneratorConfig):
-  """Refuses a bad generator.dtype, generator.attention or generator.scheduler name (UserError)
-  before anything is loaded; returns the compute dtype."""
+  """Refuses a bad generator.dtype, generator.attention or generator.scheduler name, or a
+  sampler setting out of range (UserError), before anything is loaded; returns the compute dtype."""
+  if gen.num_inference_steps < 1:
+    raise UserError(f"generator.num_inference_steps={gen.num_inference_steps} must be at least 1 "
+                    "(the sampler's denoising steps; the embedded default uses 10, real SD 25).")
+  if gen.guidance_scale < 0:
+    raise UserError(f"generator.guidance_scale={gen.guidance_scale} must be 0 or above "
+                    "(classifier-free guidance: 1 is the prompt alone, 0 ignores it).")
+  if gen.max_prompt_length < 0:
+    raise UserError(f"generator.max_prompt_length={gen.max_prompt_length} must be 0 (the "
+                    "tokenizer's own limit) or a number of tokens.")
   dtype = generator_dtype(gen)
   hf_attention.resolve_mode(gen.attention, dtype)
   hf.check_scheduler(gen.scheduler)
