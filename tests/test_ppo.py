@@ -137,9 +137,22 @@ def test_new_gamma_learning_rate_or_clip_reuses_the_compiled_update():
     new, _ = ppo_update(state, traj, last_value, jax.random.key(7), cfg=cfg.replace(**change))
     assert any(not np.array_equal(a, b) for a, b in  # the new value is used
                zip(jax.tree.leaves(first.params), jax.tree.leaves(new.params))), change
+  # A sweep point as a user writes it: a new agent (another seed, its own learning rate). Each
+  # agent's own optimiser and bound `apply` used to make it a new program.
+  swept = cfg.replace(learning_rate=3e-3)
+  ppo_update(init_agent(jax.random.key(1), 5, 3, 4, swept), traj, last_value, jax.random.key(7),
+             cfg=swept)
   assert ppo_update._cache_size() == size
   ppo_update(state, traj, last_value, jax.random.key(7), cfg=cfg.replace(epochs=1))
   assert ppo_update._cache_size() == size + 1
+
+
+def test_an_agent_is_not_updated_through_its_tx():
+  """The agent's tx is the optimiser's state layout only (its numbers come from the cfg given to
+  ppo_update): using it directly is refused rather than updating with numbers nobody chose."""
+  state = init_agent(jax.random.key(0), 5, 3, 4, PPOConfig(hidden_sizes=(16,)))
+  with pytest.raises(TypeError, match="use jaxsets.ppo_update|update the agent with jaxsets.ppo_update"):
+    state.apply_gradients(grads=state.params)
 
 
 def test_ppo_update_refuses_too_few_rows():

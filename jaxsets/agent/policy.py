@@ -201,9 +201,28 @@ def make_optimizer(cfg: PPOConfig) -> optax.GradientTransformation:
                      optax.adam(cfg.learning_rate, eps=1e-5))
 
 
+def _no_update(updates, state, params=None):
+  raise TypeError("an AgentState's tx holds only the optimiser's state layout: update the agent "
+                  "with jaxsets.ppo_update (or jaxsets.agent.ppo.apply_gradients(state, grads, "
+                  "cfg)), which makes the optimiser from cfg's possibly traced numbers.")
+
+
+# AgentState's static fields (tx, apply_fn, network) are part of ppo_update's cache key. A tx
+# made per agent, and the bound `apply` of each new network (bound methods compare by identity),
+# made every new agent (another seed, a sweep point's learning rate) recompile it. So every agent
+# shares one tx, the optimiser's state layout (its init does not depend on the numbers), and
+# equal networks share one bound `apply`.
+OPTIMIZER_LAYOUT = optax.GradientTransformation(make_optimizer(PPOConfig()).init, _no_update)
+
+
+@functools.lru_cache(maxsize=None)
+def _shared_apply(network: ActorCritic) -> Callable:
+  return network.apply
+
+
 def init_agent(key: jax.Array, obs_dim: int, num_domains: int, num_classes: int,
                cfg: PPOConfig) -> AgentState:
-  """Fresh agent: params from `key`, optimiser chain(clip_by_global_norm, adam)."""
+  """Fresh agent: params from `key`, the state of optimiser chain(clip_by_global_norm, adam)."""
   network = make_network(num_domains, num_classes, cfg)
   if cfg.class_head == "shared" and obs_dim != observation_size(num_classes, cfg.observation):
     raise ValueError(f"class_head='shared' reads each class's values from the observation, so "
@@ -212,7 +231,7 @@ def init_agent(key: jax.Array, obs_dim: int, num_domains: int, num_classes: int,
   params = network.init(key, jnp.zeros((obs_dim,), jnp.float32),
                         jnp.zeros((distributions.ACTION_SIZE,), jnp.int32),
                         method=ActorCritic.every_head)["params"]
-  state = AgentState.create(apply_fn=network.apply, params=params, tx=make_optimizer(cfg),
+  state = AgentState.create(apply_fn=_shared_apply(network), params=params, tx=OPTIMIZER_LAYOUT,
                             network=network)
   # TrainState.create leaves step a Python int, which jit sees as a weak-typed scalar: the
   # updated state (a strong int32 array) would then compile ppo_update a second time.

@@ -128,8 +128,7 @@ def ppo_loss(params, apply_fn, batch: Minibatch, *, cfg: PPOConfig):
 
 def apply_gradients(state: AgentState, grads, cfg: PPOConfig) -> AgentState:
   """state.apply_gradients with the optimiser made from cfg, whose learning rate and clip norm
-  may be traced (state.tx holds the numbers the agent was made with: only its structure is
-  used, to make the Adam state, so a checkpoint's layout does not depend on them)."""
+  may be traced (state.tx is policy.OPTIMIZER_LAYOUT: the Adam state's layout, no numbers)."""
   updates, opt_state = make_optimizer(cfg).update(grads, state.opt_state, state.params)
   return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                        opt_state=opt_state)
