@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from jaxsets.loop.arms import balanced_actions
-from jaxsets.loop.compare import summarise
+from jaxsets.loop.compare import summarise, table
 
 
 def test_balanced_default_shape_gives_each_class_every_domain_once():
@@ -36,6 +36,26 @@ def test_compare_reports_the_paired_gain_over_balanced():
   # mean 0.005; sd of (0.02, -0.01) = 0.0212; t(0.975, 1) = 12.706: half-width 12.706 * 0.015.
   assert gain["mean"] == pytest.approx(0.005) and gain["ci95"] == pytest.approx(12.706 * 0.015, rel=1e-3)
   assert summary["arms"]["balanced"]["mean"] == pytest.approx(0.94)
+  assert "validation" not in summary  # results.json written before val_accuracy
+
+
+def test_compare_summarises_validation_beside_test():
+  arms = ("baseline", "random", "balanced", "rl")
+  seed_results = lambda test, val: {
+      "test_accuracy": dict(zip(arms, test)), "val_accuracy": dict(zip(arms, val)),
+      "per_class_accuracy": {arm: [0.5, 0.5] for arm in arms}}
+  summary = summarise({3: seed_results((0.90, 0.92, 0.93, 0.95), (0.91, 0.93, 0.96, 0.94)),
+                       7: seed_results((0.90, 0.91, 0.95, 0.94), (0.92, 0.90, 0.94, 0.97))})
+  val = summary["validation"]
+  assert val["arms"]["rl"]["val_accuracy"] == [0.94, 0.97]
+  assert val["arms"]["rl"]["mean"] == pytest.approx(0.955)
+  gain = val["paired_gains"]["rl-balanced"]
+  assert gain["per_seed"] == pytest.approx([-0.02, 0.03])
+  # mean 0.005; sd of (-0.02, 0.03) = 0.0354; t(0.975, 1) = 12.706: half-width 12.706 * 0.025.
+  assert gain["mean"] == pytest.approx(0.005) and gain["ci95"] == pytest.approx(12.706 * 0.025, rel=1e-3)
+  assert summary["paired_gains"]["rl-balanced"]["per_seed"] == pytest.approx([0.02, -0.01])
+  text = table(summary)
+  assert "validation accuracy" in text and "rl         0.9550 ± " in text
 
 
 def test_compare_reports_the_rarest_classes_of_long_tailed_data():
