@@ -27,7 +27,7 @@ import optax
 
 from jaxsets.agent import distributions
 from jaxsets.agent.config import PPOConfig
-from jaxsets.agent.policy import ActorCritic, AgentState
+from jaxsets.agent.policy import ActorCritic, AgentState, plan_update_params
 from jaxsets.agent.ppo import apply_gradients, clipped_policy_loss, standardise
 
 
@@ -158,10 +158,12 @@ def plan_update(state: AgentState, obs: jax.Array, plan: Plan, old_log_prob: jax
         "policy_loss": policy_loss, "entropy": entropy, "approx_kl": approx_kl,
         "clip_fraction": clip_fraction}
 
+  trained = plan_update_params(state.network, state.params)  # not the per-step heads' momentum
+
   def epoch(state, _):
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     metrics["grad_norm"] = optax.tree.norm(grads)
-    return apply_gradients(state, grads, cfg), metrics
+    return apply_gradients(state, grads, cfg, trained=trained), metrics
 
   state, metrics = jax.lax.scan(epoch, state, None, length=cfg.epochs)
   metrics = jax.tree.map(jnp.mean, metrics)

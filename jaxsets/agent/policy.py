@@ -180,6 +180,18 @@ class ActorCritic(nn.Module):
     return action, mass + jax.nn.softmax(dist.class_logits, axis=-1)
 
 
+def plan_head_params(network: ActorCritic) -> frozenset[str]:
+  """The top-level parameters that only the episode-level plan update trains: the domain head
+  where the domain is an episode decision, and the blend head (ppo_update leaves them still)."""
+  heads = {"domain": "domain_head", "blend": "blend_head"}
+  return frozenset(heads[d] for d in network.episode_decisions if d in heads)
+
+
+def plan_update_params(network: ActorCritic, params) -> frozenset[str]:
+  """What the plan update trains: the plan heads and the actor torso they read (features)."""
+  return plan_head_params(network) | {name for name in params if name.startswith("actor_layers")}
+
+
 class AgentState(train_state.TrainState):
   """params + Adam state + step; `network` (static) rebuilds nothing on restore: make it with
   `make_network` from the same config and pass `network=` to `AgentState.create`."""

@@ -16,7 +16,7 @@ import optax
 
 from jaxsets import sharding
 from jaxsets.agent.config import PPOConfig
-from jaxsets.agent.policy import AgentState, make_optimizer
+from jaxsets.agent.policy import AgentState, make_optimizer, plan_head_params
 
 
 class Transition(NamedTuple):
@@ -126,10 +126,21 @@ def ppo_loss(params, apply_fn, batch: Minibatch, *, cfg: PPOConfig):
   return loss, metrics
 
 
-def apply_gradients(state: AgentState, grads, cfg: PPOConfig) -> AgentState:
+def apply_gradients(state: AgentState, grads, cfg: PPOConfig, *,
+                    trained: frozenset[str] | None = None) -> AgentState:
   """state.apply_gradients with the optimiser made from cfg, whose learning rate and clip norm
-  may be traced (state.tx is policy.OPTIMIZER_LAYOUT: the Adam state's layout, no numbers)."""
+  may be traced (state.tx is policy.OPTIMIZER_LAYOUT: the Adam state's layout, no numbers).
+
+  trained: the top-level parameters this update may move (None: all). The per-step and the
+  plan updates share one Adam state, and Adam moves a parameter whose gradient is zero along
+  its momentum: the per-step updates after a plan update carried the plan heads 3-20x further
+  than the plan update itself (KL), so the plan collapsed onto one domain within a few
+  episodes (studies/issue18/README.md). Parameters outside `trained` keep their values; their
+  moments still decay."""
   updates, opt_state = make_optimizer(cfg).update(grads, state.opt_state, state.params)
+  if trained is not None:
+    updates = {name: u if name in trained else jax.tree.map(jnp.zeros_like, u)
+               for name, u in updates.items()}
   return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                        opt_state=opt_state)
 
@@ -183,11 +194,13 @@ def ppo_update(state: AgentState, traj: Transition, last_value: jax.Array, key: 
   mb_size = rows // cfg.minibatches
   used = mb_size * cfg.minibatches
   grad_fn = jax.value_and_grad(ppo_loss, has_aux=True)
+  plan_heads = plan_head_params(state.network)
+  trained = frozenset(state.params) - plan_heads if plan_heads else None
 
   def minibatch_step(state, batch):
     (_, metrics), grads = grad_fn(state.params, state.apply_fn, batch, cfg=cfg)
     metrics["grad_norm"] = optax.tree.norm(grads)
-    return apply_gradients(state, grads, cfg), metrics
+    return apply_gradients(state, grads, cfg, trained=trained), metrics
 
   def epoch_step(state, epoch_key):
     order = jax.random.permutation(epoch_key, rows)[:used]
