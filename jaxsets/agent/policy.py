@@ -184,7 +184,10 @@ def plan_head_params(network: ActorCritic) -> frozenset[str]:
   """The top-level parameters that only the episode-level plan update trains: the domain head
   where the domain is an episode decision, and the blend head (ppo_update leaves them still)."""
   heads = {"domain": "domain_head", "blend": "blend_head"}
-  return frozenset(heads[d] for d in network.episode_decisions if d in heads)
+  # ppo_update takes any network with apply(params, obs, action) -> (dist, value) (a benchmark's
+  # flat policy, say): one without episode decisions has no plan heads.
+  decisions = getattr(network, "episode_decisions", ())
+  return frozenset(heads[d] for d in decisions if d in heads)
 
 
 def plan_update_params(network: ActorCritic, params) -> frozenset[str]:
