@@ -110,8 +110,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c.agent.normalize_advantages = True
   c.agent.num_envs = 4              # environments (classifier copies) stepped together
   # 2: the whole job, pretraining included, must fit in 10 minutes on 2 CPU cores
-  # (timings in studies/issue18/README.md). Too few to choose the episode-level domain well
-  # (studies/issue5/plan_selection.py): on an accelerator use far more.
+  # (timings in studies/issue18/README.md). What more episodes do: same README.
   c.agent.episodes = 2
   c.agent.update_every = 10         # steps between PPO updates (0 = once per episode)
   c.agent.observation = ml_collections.ConfigDict()
