@@ -95,6 +95,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   # choice decides 1/40 of a set and its reward is noise (studies/issue5/README.md).
   # () = every head decides every step, as in the paper.
   c.agent.episode_decisions = ("domain", "blend")
+  # True: the domain plan may also be "every domain in turn" (step t takes domain t mod D).
+  c.agent.domain_in_turn = False
   c.agent.learning_rate = 3e-3      # 1e-3: the policy entropy had moved 1.5% after 16 updates
   c.agent.clip_eps = 0.2
   c.agent.value_clip_eps = 0.0      # 0 = plain squared value loss (> 0: PPO2 value clipping)

@@ -51,6 +51,8 @@ def config_file(tmp_path, body: str, type_safe: bool = True) -> str:
     ("del c.loop['rollout']", "loop.rollout is missing: use one of"),
     ("c.agent.episode_decisions = ('domain', 'colour')", "episode_decisions=('domain', 'colour') must list each of domain, blend"),
     ("c.agent.episode_decisions = 'domain'", "episode_decisions='domain' must be a tuple"),
+    ("c.agent.episode_decisions = ('blend',); c.agent.domain_in_turn = True",
+     "domain_in_turn=True adds a plan to the episode-level domain head: it needs 'domain'"),
     ("c.generator.dtype = 'int8'", "generator.dtype='int8': use one of auto, float32"),
     ("c.generator.attention = 'flash'", "generator.attention='flash': use one of auto"),
     ("c.generator.scheduler = 'dpm'", "generator.scheduler='dpm': unknown scheduler; use one of ddim"),

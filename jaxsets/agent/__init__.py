@@ -16,7 +16,8 @@ Public API (pure functions of arrays; the loop in jaxsets/loop drives them):
 from jaxsets.agent.config import ObservationConfig, PPOConfig
 from jaxsets.agent.observation import make_observation, observation_size
 from jaxsets.agent.episode_level import (Plan, PlanHerd, greedy_plan, group_advantage, herd_plan,
-                                        no_plan, plan_update, sample_plan, start_plan_herd)
+                                        no_plan, plan_update, sample_plan, start_plan_herd,
+                                        step_plan)
 from jaxsets.agent.policy import (ActorCritic, AgentState, act, act_in_episode, evaluate_actions,
                                   greedy_action, herding_action, init_agent, make_network, value)
 from jaxsets.agent.rollout import ROLLOUTS, RolloutMemory, empty_memory, rollout_action

@@ -60,6 +60,10 @@ class PPOConfig:
   # one domain) and/or "blend" (a two-way head: "pure", c2 = c3 = c1 for every prompt, or
   # "mixed", c2 and c3 from their heads each step). () = every head decides every step.
   episode_decisions: tuple[str, ...] = static(())
+  # With "domain" decided per episode: one more plan, "every domain in turn" (step t of the
+  # episode takes domain t mod D), so a plan can spread the set over the domains as evenly as
+  # the `balanced` arm does, and learning can choose that spread or one domain on the returns.
+  domain_in_turn: bool = static(False)
   epochs: int = static(4)
   minibatches: int = static(4)
   normalize_advantages: bool = static(True)
@@ -111,6 +115,9 @@ def _static_problems(cfg: PPOConfig) -> list[str]:
   if unknown or len(set(cfg.episode_decisions)) != len(cfg.episode_decisions):
     problems.append(f"episode_decisions={cfg.episode_decisions!r} must list each of "
                     f"{', '.join(EPISODE_DECISIONS)} at most once (or be empty)")
+  if cfg.domain_in_turn and "domain" not in cfg.episode_decisions:
+    problems.append("domain_in_turn=True adds a plan to the episode-level domain head: it needs "
+                    "'domain' in episode_decisions")
   if cfg.class_head not in CLASS_HEADS:
     problems.append(f"class_head={cfg.class_head!r} must be one of {', '.join(CLASS_HEADS)}")
   return problems

@@ -10,8 +10,10 @@ A domain picked anew every step moves 1/40 of the set and its effect drowns in t
 domain held for an episode decides the whole set, and the episode's return (the sum of its
 rewards, which telescopes to the change of the validation metrics over the episode) shows it.
 
-The plan of an episode: domain int32 [E] (-1 where the domain is chosen every step instead) and
-pure bool [E] (False where the blend is not an episode-level decision). The E environments of
+The plan of an episode: domain int32 [E] (-1 where the domain is chosen every step instead; D,
+where the agent offers it (agent.domain_in_turn), "every domain in turn": step t takes domain
+t mod D, resolved by `step_plan`) and pure bool [E] (False where the blend is not an
+episode-level decision). The E environments of
 an episode start from the same state, so they form a group: each plan's advantage is its
 return relative to the group's, (R_e - mean R) / (std R + eps), and the plan heads (and the
 torso they share with the rest of the actor) take clipped PPO steps on those E rows.
@@ -32,8 +34,16 @@ from jaxsets.agent.ppo import apply_gradients, clipped_policy_loss, standardise
 
 
 class Plan(NamedTuple):
-  domain: jax.Array    # int32 [...]: the episode's domain, -1 = chosen every step
+  domain: jax.Array    # int32 [...]: the episode's domain, -1 = chosen every step, D = in turn
   pure: jax.Array      # bool [...]: c2 = c3 = c1 for the whole episode
+
+
+def step_plan(plan: Plan, t, num_domains: int) -> Plan:
+  """The plan as step t of the episode keeps it: "every domain in turn" (domain == D) becomes
+  domain t mod D; other plans are unchanged. t: int or int32 [] (traced)."""
+  in_turn = plan.domain == num_domains
+  return plan._replace(domain=jnp.where(in_turn, jnp.asarray(t, jnp.int32) % num_domains,
+                                        plan.domain).astype(jnp.int32))
 
 
 def no_plan(shape) -> Plan:
@@ -95,7 +105,9 @@ class PlanHerd(NamedTuple):
   """The herding roll-out's episode-level choices, one step at a time.
 
   probs [..., D + 2]: p(domain) over the D domains, then p(mixed), p(pure), read once from the
-  roll-out's first observation (the state the plan heads learned from); deficit [..., D + 2]:
+  roll-out's first observation (the state the plan heads learned from), with p("every domain
+  in turn") shared evenly among the D domains, which spreads that share of the steps over them
+  as the plan would; deficit [..., D + 2]:
   those probabilities summed over the steps so far minus how often each option was taken."""
   probs: jax.Array
   deficit: jax.Array
@@ -108,7 +120,11 @@ def start_plan_herd(state: AgentState, obs: jax.Array) -> PlanHerd:
                                                method=ActorCritic.plan_logits)
   blend = (jax.nn.softmax(blend_logits) if blend_logits is not None
            else jnp.zeros(domain_logits.shape[:-1] + (2,)))
-  probs = jnp.concatenate([jax.nn.softmax(domain_logits), blend], axis=-1)
+  domain = jax.nn.softmax(domain_logits)                            # [..., domain_options]
+  num_domains = state.network.num_domains
+  if domain.shape[-1] > num_domains:  # fold "every domain in turn" into the domains' shares
+    domain = domain[..., :num_domains] + domain[..., num_domains:] / num_domains
+  probs = jnp.concatenate([domain, blend], axis=-1)
   return PlanHerd(probs, jnp.zeros_like(probs))
 
 

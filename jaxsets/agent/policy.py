@@ -42,13 +42,21 @@ class ActorCritic(nn.Module):
   # PPOConfig.episode_decisions: "blend" adds the pure/mixed head (episode_level.py); kept here
   # so that whoever rolls the agent out knows which choices it makes once per episode.
   episode_decisions: tuple[str, ...] = ()
+  # PPOConfig.domain_in_turn: the domain head has D + 1 logits, the last "every domain in turn"
+  # (episode_level.py). A plan's domain is then always kept: its caller resolves it per step.
+  domain_in_turn: bool = False
+
+  @property
+  def domain_options(self) -> int:
+    """The domain head's size: the D domains, and "every domain in turn" where offered."""
+    return self.num_domains + int(self.domain_in_turn)
 
   def setup(self):
     dense = lambda size, gain: nn.Dense(size, kernel_init=_orth(gain), bias_init=_zeros)
     self.actor_layers = [dense(h, math.sqrt(2.0)) for h in self.hidden_sizes]
     self.critic_layers = [dense(h, math.sqrt(2.0)) for h in self.hidden_sizes]
     self.value_head = dense(1, 1.0)
-    self.domain_head = dense(self.num_domains, 0.01)
+    self.domain_head = dense(self.domain_options, 0.01)
     if "blend" in self.episode_decisions:
       self.blend_head = dense(2, 0.01)   # [mixed, pure]
     if self.class_head == "shared":
@@ -119,7 +127,7 @@ class ActorCritic(nn.Module):
     return self(obs, action), self.plan_logits(obs)
 
   def plan_logits(self, obs: jax.Array):
-    """The episode-level heads: [..., obs_dim] -> (domain logits [..., D], blend logits
+    """The episode-level heads: [..., obs_dim] -> (domain logits [..., domain_options], blend logits
     [..., 2] = (mixed, pure), or None without a blend head)."""
     h = self.features(obs)
     return self.domain_head(h), (self.blend_head(h) if "blend" in self.episode_decisions else None)
@@ -208,7 +216,8 @@ def make_network(num_domains: int, num_classes: int, cfg: PPOConfig) -> ActorCri
   return ActorCritic(num_domains=num_domains, num_classes=num_classes,
                      hidden_sizes=tuple(cfg.hidden_sizes), autoregressive=cfg.autoregressive,
                      class_head=cfg.class_head, observation=cfg.observation,
-                     episode_decisions=tuple(cfg.episode_decisions))
+                     episode_decisions=tuple(cfg.episode_decisions),
+                     domain_in_turn=bool(cfg.domain_in_turn))
 
 
 def make_optimizer(cfg: PPOConfig) -> optax.GradientTransformation:

@@ -12,7 +12,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxsets.agent.episode_level import Plan, PlanHerd, greedy_plan, herd_plan, no_plan, start_plan_herd
+from jaxsets.agent.episode_level import (Plan, PlanHerd, greedy_plan, herd_plan, no_plan,
+                                         start_plan_herd, step_plan)
 from jaxsets.agent.policy import AgentState, greedy_action, herding_action
 
 ROLLOUTS = ("herding", "greedy")
@@ -46,9 +47,10 @@ def rollout_action(agent: AgentState, obs: jax.Array, counts: jax.Array, t: int,
       plan, herd = herd_plan(herd, decisions=decisions)
     elif t == 0:
       plan = greedy_plan(agent, obs)
+  kept = step_plan(plan, t, agent.network.num_domains)  # "every domain in turn" -> t mod D
   if rollout == "herding":
-    action, mass = herding_action(agent.params, obs, mass, counts, plan.domain, plan.pure,
+    action, mass = herding_action(agent.params, obs, mass, counts, kept.domain, kept.pure,
                                   network=agent.network)
   else:
-    action = greedy_action(agent.params, obs, plan.domain, plan.pure, network=agent.network)
+    action = greedy_action(agent.params, obs, kept.domain, kept.pure, network=agent.network)
   return action, RolloutMemory(plan, herd, mass)

@@ -14,7 +14,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxsets import sharding
-from jaxsets.agent import plan_update, ppo_update, sample_plan
+from jaxsets.agent import plan_update, ppo_update, sample_plan, step_plan
 from jaxsets.agent import value as agent_value
 from jaxsets.agent.acting import act_for_step
 from jaxsets.agent.ppo import Transition
@@ -43,7 +43,9 @@ def train_step(s: RunSetup, state: st.RunState) -> tuple[st.RunState, dict]:
     plan, plan_log_prob = sample_plan(state.agent, obs, st.stream(state.key, st.PLAN, g))
     chosen = st.EpisodeChoice(plan, obs, plan_log_prob, jnp.zeros((s.num_envs,), jnp.float32))
   keys = jax.random.split(st.stream(state.key, st.ACT, g), s.num_envs)
-  step = act_for_step(state.agent.params, obs, keys, chosen.plan, network=state.agent.network)
+  network = state.agent.network
+  step = act_for_step(state.agent.params, obs, keys, step_plan(chosen.plan, t, network.num_domains),
+                      network=network)
   env, reward, metrics = env_rollout.env_step(st.world(s, state.baseline), state.env, step.action,
                                               st.stream(state.key, st.GENERATE, g),
                                               where=f"episode {episode}, step {t}")

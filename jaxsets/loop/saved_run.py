@@ -69,6 +69,8 @@ def _agent_settings(workdir: str, config: dict) -> tuple[PPOConfig, tuple[str, .
   that says the file comes from another version of jaxsets."""
   path = os.path.join(workdir, "config.json")
   agent = config.get("agent") if isinstance(config.get("agent"), dict) else {}
+  # A run saved before agent.domain_in_turn existed had no such plan: the same as False.
+  agent = {"domain_in_turn": False, **agent} if "hidden_sizes" in agent else agent
   missing = [f"agent.{f.name}" for f in dataclasses.fields(PPOConfig) if f.name not in agent]
   missing += [f"agent.observation.{f.name}" for f in dataclasses.fields(ObservationConfig)
               if f.name not in (agent.get("observation") or {})]
@@ -77,7 +79,7 @@ def _agent_settings(workdir: str, config: dict) -> tuple[PPOConfig, tuple[str, .
     raise UserError(f"{path} lacks {', '.join(missing)}: it was written by another version of "
                     "jaxsets, whose agent this version cannot rebuild. Load it with that version.")
   try:
-    ppo = PPOConfig.from_config(ml_collections.ConfigDict(config["agent"]))
+    ppo = PPOConfig.from_config(ml_collections.ConfigDict(agent))
     domains = tuple(str(d) for d in config["prompts"]["domains"])
   except (KeyError, AttributeError, TypeError, ValueError) as e:
     raise UserError(f"{path} does not describe an agent this version of jaxsets can build "
