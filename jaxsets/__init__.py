@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 
 from jaxsets import xla_cpu as _xla_cpu
 
-_xla_cpu.prefer_xla_kernels()  # before any JAX computation: XLA reads its flags once
+# Before any JAX computation: XLA reads its flags once (a warning if JAX has already started).
+_xla_cpu.warn_if_started(_xla_cpu.prefer_xla_kernels())
 
 # public name -> (module, attribute). The API's own facades live in jaxsets.api; plain types are
 # re-exported from where they are defined.

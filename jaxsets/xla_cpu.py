@@ -12,6 +12,8 @@ A user's own setting of the flag in XLA_FLAGS is left as it is, whatever its val
 from __future__ import annotations
 
 import os
+import sys
+import warnings
 from typing import MutableMapping
 
 YNN_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
@@ -28,3 +30,21 @@ def prefer_xla_kernels(environ: MutableMapping[str, str] = os.environ) -> bool:
     return False
   environ["XLA_FLAGS"] = f"{flags} {YNN_FLAG}=".strip()
   return True
+
+
+def warn_if_started(added: bool) -> None:
+  """Warns when the flag was just added but JAX had already started its backends (jax imported
+  and used before jaxsets): XLA read XLA_FLAGS then, so the flag does nothing in this process."""
+  if not added or "jax" not in sys.modules:  # jax not imported yet: nothing can have started
+    return
+  try:
+    from jax._src import xla_bridge
+    started = xla_bridge.backends_are_initialized()
+  except (ImportError, AttributeError):  # another jax: say nothing rather than guess
+    return
+  if started:
+    warnings.warn(
+        "jaxsets was imported after JAX had started, so its XLA:CPU setting (no YNNPACK "
+        "fusions; jaxsets' CPU work runs about 20% faster without them) does not apply in this "
+        "process. Import jaxsets before the first JAX computation, or set XLA_FLAGS="
+        f"{YNN_FLAG}= yourself. GPU and TPU work is unaffected.", RuntimeWarning, stacklevel=3)

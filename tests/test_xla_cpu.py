@@ -49,3 +49,18 @@ def test_importing_jaxsets_reaches_the_compiler():
   assert _compiled_with("", None) == "YNN"
   assert _compiled_with("import jaxsets\n", None) == "XLA"
   assert _compiled_with("import jaxsets\n", "--xla_cpu_experimental_ynn_fusion_type=+dot") == "YNN"
+
+
+def _warnings_of(prelude: str) -> str:
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  out = subprocess.run([sys.executable, "-W", "always", "-c", prelude], env=env, check=True,
+                       capture_output=True, text=True)
+  return out.stderr
+
+
+def test_importing_jaxsets_after_jax_started_warns_that_the_flag_is_lost():
+  late = _warnings_of("import jax; jax.numpy.ones(1).block_until_ready()\nimport jaxsets\n")
+  assert "jaxsets was imported after JAX had started" in late
+  # jax imported (not started) before jaxsets, or jaxsets first: the flag applies, no warning.
+  assert "imported after JAX" not in _warnings_of("import jax\nimport jaxsets\njax.numpy.ones(1)\n")
+  assert "imported after JAX" not in _warnings_of("import jaxsets, jax\njax.numpy.ones(1)\n")
