@@ -254,16 +254,18 @@ def test_every_domain_in_turn_is_a_plan_the_head_offers_and_each_step_resolves()
   obs = jnp.full((256, OBS_DIM), 0.5)
   plan, log_prob = sample_plan(state, obs, jax.random.key(2))
   assert set(np.unique(np.asarray(plan.domain))) == set(range(NUM_DOMAINS + 1))
-  np.testing.assert_allclose(log_prob, _domain_log_probs(state, obs)[np.arange(256), np.asarray(plan.domain)]
-                             + _domain_log_probs(state, obs, 1)[np.arange(256), np.asarray(plan.pure, int)],
-                             rtol=1e-5, atol=1e-6)
+  rows = np.arange(256)
+  expected = (_domain_log_probs(state, obs)[rows, np.asarray(plan.domain)]
+              + _domain_log_probs(state, obs, 1)[rows, np.asarray(plan.pure, int)])
+  np.testing.assert_allclose(log_prob, expected, rtol=1e-5, atol=1e-6)
   in_turn = Plan(jnp.array([NUM_DOMAINS, 2, -1], jnp.int32), jnp.array([True, False, False]))
   for t in range(9):
     kept = step_plan(in_turn, t, NUM_DOMAINS)
     np.testing.assert_array_equal(kept.domain, [t % NUM_DOMAINS, 2, -1])
     np.testing.assert_array_equal(kept.pure, in_turn.pure)
   # A training step under the plan keeps the resolved domain and credits the step with no domain.
-  step = act_for_step(state.params, jnp.full((3, OBS_DIM), 0.5), jax.random.split(jax.random.key(0), 3),
+  keys = jax.random.split(jax.random.key(0), 3)
+  step = act_for_step(state.params, jnp.full((3, OBS_DIM), 0.5), keys,
                       step_plan(in_turn, 5, NUM_DOMAINS), network=state.network)
   np.testing.assert_array_equal(step.action[:2, 0], [5 % NUM_DOMAINS, 2])
   np.testing.assert_array_equal(step.head_mask[:, 0], [0.0, 0.0, 1.0])

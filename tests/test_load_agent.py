@@ -2,6 +2,7 @@
 what is not a run with a checkpoint (tests/test_run.py rebuilds the run's support set from it)."""
 import json
 import os
+import shutil
 
 import jax
 import numpy as np
@@ -55,3 +56,19 @@ def test_load_agent_says_what_is_missing(tmp_path):
   (tmp_path / "config.json").write_text(json.dumps(config))
   with pytest.raises(jaxsets.UserError, match="class_head.*another version"):
     jaxsets.load_agent(str(tmp_path))
+
+
+def test_a_run_saved_before_domain_in_turn_existed_loads_without_it(smoke_uninterrupted,
+                                                                    tmp_path):
+  workdir = str(tmp_path / "older")
+  shutil.copytree(str(smoke_uninterrupted), workdir)
+  with open(os.path.join(workdir, "config.json")) as f:
+    config = json.load(f)
+  del config["agent"]["domain_in_turn"]
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    json.dump(config, f)
+  older, current = jaxsets.load_agent(workdir), jaxsets.load_agent(str(smoke_uninterrupted))
+  assert older.ppo_cfg == current.ppo_cfg and not older.ppo_cfg.domain_in_turn
+  pairs = zip(jax.tree.leaves(older.agent.params), jax.tree.leaves(current.agent.params),
+              strict=True)
+  assert all(np.array_equal(a, b) for a, b in pairs)

@@ -13,10 +13,10 @@ rewards, which telescopes to the change of the validation metrics over the episo
 The plan of an episode: domain int32 [E] (-1 where the domain is chosen every step instead; D,
 where the agent offers it (agent.domain_in_turn), "every domain in turn": step t takes domain
 t mod D, resolved by `step_plan`) and pure bool [E] (False where the blend is not an
-episode-level decision). The E environments of
-an episode start from the same state, so they form a group: each plan's advantage is its
-return relative to the group's, (R_e - mean R) / (std R + eps), and the plan heads (and the
-torso they share with the rest of the actor) take clipped PPO steps on those E rows.
+episode-level decision). The E environments of an episode start from the same state, so they
+form a group: each plan's advantage is its return relative to the group's,
+(R_e - mean R) / (std R + eps), and the plan heads (and the torso they share with the rest of
+the actor) take clipped PPO steps on those E rows.
 """
 from __future__ import annotations
 

@@ -127,8 +127,8 @@ class ActorCritic(nn.Module):
     return self(obs, action), self.plan_logits(obs)
 
   def plan_logits(self, obs: jax.Array):
-    """The episode-level heads: [..., obs_dim] -> (domain logits [..., domain_options], blend logits
-    [..., 2] = (mixed, pure), or None without a blend head)."""
+    """The episode-level heads: [..., obs_dim] -> (domain logits [..., domain_options], blend
+    logits [..., 2] = (mixed, pure), or None without a blend head)."""
     h = self.features(obs)
     return self.domain_head(h), (self.blend_head(h) if "blend" in self.episode_decisions else None)
 

@@ -70,7 +70,7 @@ def _agent_settings(workdir: str, config: dict) -> tuple[PPOConfig, tuple[str, .
   path = os.path.join(workdir, "config.json")
   agent = config.get("agent") if isinstance(config.get("agent"), dict) else {}
   # A run saved before agent.domain_in_turn existed had no such plan: the same as False.
-  agent = {"domain_in_turn": False, **agent} if "hidden_sizes" in agent else agent
+  agent = {"domain_in_turn": False, **agent}
   missing = [f"agent.{f.name}" for f in dataclasses.fields(PPOConfig) if f.name not in agent]
   missing += [f"agent.observation.{f.name}" for f in dataclasses.fields(ObservationConfig)
               if f.name not in (agent.get("observation") or {})]
