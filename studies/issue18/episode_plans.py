@@ -10,12 +10,19 @@ import json
 import os
 import sys
 
+import jax
+import jax.numpy as jnp
+
+from jaxsets.checkpoint.manager import read_latest
+
 
 def episode_plans(seed_dir: str) -> list[dict]:
-  directory = os.path.join(seed_dir, "checkpoints")
-  steps = sorted(int(name) for name in os.listdir(directory) if name.isdigit())
-  with open(os.path.join(directory, str(steps[-1]), "meta", "metadata")) as f:
-    return json.load(f)["meta"]["episode_plans"]
+  """The history's episode_plans of the newest checkpoint that reads back (only its step leaf
+  is restored)."""
+  found = read_latest(seed_dir, {"step": jax.ShapeDtypeStruct((), jnp.int32)})
+  if found is None:
+    raise SystemExit(f"{seed_dir} has no checkpoint")
+  return found[2]["episode_plans"]
 
 
 def main(workdir: str, out: str) -> None:
