@@ -121,8 +121,8 @@ def start_plan_herd(state: AgentState, obs: jax.Array) -> PlanHerd:
   blend = (jax.nn.softmax(blend_logits) if blend_logits is not None
            else jnp.zeros(domain_logits.shape[:-1] + (2,)))
   domain = jax.nn.softmax(domain_logits)                            # [..., domain_options]
-  num_domains = state.network.num_domains
-  if domain.shape[-1] > num_domains:  # fold "every domain in turn" into the domains' shares
+  if state.network.domain_in_turn:  # fold "every domain in turn" into the D domains' shares
+    num_domains = state.network.num_domains
     domain = domain[..., :num_domains] + domain[..., num_domains:] / num_domains
   probs = jnp.concatenate([domain, blend], axis=-1)
   return PlanHerd(probs, jnp.zeros_like(probs))
