@@ -129,6 +129,9 @@ def test_real_size_path_at_tiny_size(tmp_path):
   assert j["prediction_type_in_sampler"] == "v_prediction" and j["upcast_attention_in_config"]
   assert j["image_shape"] == [1, 64, 64, 3] and j["image_finite_nonconstant"]
   assert result["load_over_read"] > 0 and "sd21 (tiny) float32" in proc.stdout
+  assert 0 < j["weights_s"] < j["load_s"]  # the weights' load is a part of load_generator's time
+  assert result["weights_over_read"] == j["weights_s"] / result["read"]["read_s"]
+  assert "of which the weights" in proc.stdout
   t = result["torch"]
   if importlib.util.find_spec("torch") is None:
     assert "torch is not installed" in t["skipped"]
