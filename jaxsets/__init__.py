@@ -25,9 +25,9 @@ does not load diffusers, transformers or TensorFlow until a part that needs them
 """
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from jaxsets import lazy as _lazy
 from jaxsets import xla_cpu as _xla_cpu
 
 # Before any JAX computation: XLA reads its flags once (a warning if JAX has already started).
@@ -106,19 +106,8 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-  """Imports a public name on first use (PEP 562) and caches it in the module."""
-  if name not in _EXPORTS:
-    raise AttributeError(f"module 'jaxsets' has no attribute {name!r}. The public API is "
-                         f"jaxsets.__all__; other names are internal.")
-  module, attribute = _EXPORTS[name]
-  value = getattr(importlib.import_module(module), attribute)
-  globals()[name] = value
-  return value
-
-
-def __dir__():
-  return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy.lazy_exports(
+    __name__, _EXPORTS, ". The public API is jaxsets.__all__; other names are internal.")
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly

@@ -16,7 +16,8 @@ from jaxsets.errors import UserError
 from jaxsets.generator import hf
 from jaxsets.generator.embedded import vocab
 from jaxsets.prompts import make_prompt_book
-from jaxsets.loop.setup import check_config, check_dataset, check_dictionary
+from jaxsets.loop.checks import check_config
+from jaxsets.loop.setup import check_dataset, check_dictionary
 
 
 def jaxsets(*args):

@@ -68,7 +68,7 @@ def test_override_types_are_checked():
 ])
 def test_bad_loop_values_are_refused_before_work(override, message):
   from jaxsets.errors import UserError
-  from jaxsets.loop.setup import check_loop_config
+  from jaxsets.loop.checks import check_loop_config
   config = config_loading.load_config_file("configs/digits.py")
   config_loading.apply_overrides(config, [override])
   with pytest.raises(UserError, match=message):
@@ -77,9 +77,29 @@ def test_bad_loop_values_are_refused_before_work(override, message):
 
 def test_agent_imports_after_tensorflow():
   """distrax -> tensorflow_probability needs tf_keras once TensorFlow is loaded (TFDS loads it)."""
-  out = subprocess.run([sys.executable, "-c", "import tensorflow_datasets, tensorflow; import jaxsets.agent"],
+  out = subprocess.run([sys.executable, "-c",
+                        "import tensorflow_datasets, tensorflow; import jaxsets.agent.policy"],
                        capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-2000:]
+
+
+HEAVY = ("diffusers", "transformers", "distrax", "tensorflow", "tensorflow_datasets")
+
+
+@pytest.mark.parametrize("command", ["run", "compare"])
+def test_a_bad_config_is_refused_before_the_models_are_imported(tmp_path, command):
+  # The check runs in about a second because the command imports none of these before it.
+  code = f"""
+import sys
+from jaxsets import cli
+rc = cli.main(["{command}", "--config", "configs/digits.py", "--workdir", {str(tmp_path / "w")!r},
+               "--config.generator.scheduler=ddpm"])
+print(rc, sorted(m for m in {HEAVY!r} if m in sys.modules))
+"""
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+  assert out.stdout.split("\n")[-2] == "2 []", (out.stdout, out.stderr[-2000:])
+  assert "generator.scheduler='ddpm': unknown scheduler; use one of ddim," in out.stderr
+  assert not (tmp_path / "w").exists()
 
 
 @pytest.mark.parametrize("spec", ["configs/cifar10_sd.py", "configs/cifar10_sd.py:smoke",
@@ -88,7 +108,7 @@ def test_agent_imports_after_tensorflow():
 def test_every_shipped_config_loads_and_passes_the_loop_checks(spec):
   from jaxsets.agent import PPOConfig
   from jaxsets.classifier import ClassifierConfig
-  from jaxsets.loop.setup import check_loop_config
+  from jaxsets.loop.checks import check_loop_config
   config = config_loading.load_config_file(spec)
   check_loop_config(config)
   PPOConfig.from_config(config.agent)

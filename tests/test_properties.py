@@ -7,7 +7,7 @@ from hypothesis import example, given, settings, strategies as st
 from jaxsets import config_loading, distributed
 from jaxsets.config_loading import ConfigError
 from jaxsets.errors import UserError
-from jaxsets.loop.setup import check_loop_config
+from jaxsets.loop.checks import check_loop_config
 
 SETTINGS = settings(max_examples=150, deadline=None)
 DIGITS = config_loading.load_config_file("configs/digits.py")

@@ -17,6 +17,7 @@ from jaxsets import config_types
 
 CLASS_HEADS = ("per_class", "shared")
 EPISODE_DECISIONS = ("domain", "blend")
+ROLLOUTS = ("herding", "greedy")  # how a trained agent builds the delivered set (rollout.py)
 
 
 def static(default):

@@ -12,11 +12,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxsets.agent.config import ROLLOUTS
 from jaxsets.agent.episode_level import (Plan, PlanHerd, greedy_plan, herd_plan, no_plan,
                                          start_plan_herd, step_plan)
 from jaxsets.agent.policy import AgentState, greedy_action, herding_action
-
-ROLLOUTS = ("herding", "greedy")
 
 
 class RolloutMemory(NamedTuple):

@@ -44,7 +44,7 @@ def build_support_set(agent, generator, book, baseline, real, validation, key: j
     ...                                     jax.random.key(3), budget=40)
   """
   from jaxsets.agent import ObservationConfig, RewardConfig
-  from jaxsets.agent.rollout import ROLLOUTS
+  from jaxsets.agent.config import ROLLOUTS
   from jaxsets.classifier import ClassifierConfig
   from jaxsets.env import environment, rollout as env_rollout
 

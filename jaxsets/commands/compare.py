@@ -25,14 +25,15 @@ def parse_seeds(text: str) -> list[int]:
 
 def run(args, config) -> int:
   from jaxsets import atomic
-  from jaxsets.loop.compare import summarise, table
-  from jaxsets.loop.driver import Preempted
-  from jaxsets.loop.run import run as run_method
-  from jaxsets.loop.setup import check_config
+  from jaxsets.loop.checks import check_config
 
   seeds = parse_seeds(args.seeds)
   check_config(config)  # a refused config leaves no workdir behind, not even an empty one
   atomic.check_writable_dir(args.workdir, "workdir")
+  # The loop (models, the learner, TensorFlow Datasets) only for a config that passed.
+  from jaxsets.loop.compare import summarise, table
+  from jaxsets.loop.driver import Preempted
+  from jaxsets.loop.run import run as run_method
   per_seed = {}
   for seed in seeds:
     seed_config = config.copy_and_resolve_references()

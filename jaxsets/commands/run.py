@@ -13,10 +13,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args, config) -> int:
+  from jaxsets.loop.checks import check_config
+  check_config(config)  # in a second: the loop below imports the models, the learner and TFDS
   from jaxsets.loop.driver import Preempted
   from jaxsets.loop.run import run as run_method
 
-  try:  # run_method checks the config, then the workdir, before anything slow
+  try:  # run_method checks the config again, then the workdir, before anything slow
     results = run_method(config, args.workdir, quiet=args.no_progress)
   except Preempted as e:
     print(f"jaxsets run: stopped at step {e.args[0]} and saved; run the same command to resume.")

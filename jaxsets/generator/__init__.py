@@ -2,10 +2,16 @@
 
 Only jaxsets/generator/hf*.py modules import diffusers or transformers.
 """
-from jaxsets.generator.generator import Generator, sampler_config
-from jaxsets.generator.loading import load_generator
-from jaxsets.generator.embedded.make import ensure_embedded
-from jaxsets.generator.sampler import SamplerConfig, make_sampler
+from jaxsets import lazy as _lazy
 
+# On first use: each of these imports diffusers (seconds), which a config check must not wait for.
+__getattr__, __dir__ = _lazy.lazy_exports(__name__, {
+    "Generator": ("jaxsets.generator.generator", "Generator"),
+    "sampler_config": ("jaxsets.generator.generator", "sampler_config"),
+    "load_generator": ("jaxsets.generator.loading", "load_generator"),
+    "ensure_embedded": ("jaxsets.generator.embedded.make", "ensure_embedded"),
+    "SamplerConfig": ("jaxsets.generator.sampler", "SamplerConfig"),
+    "make_sampler": ("jaxsets.generator.sampler", "make_sampler"),
+})
 __all__ = ["Generator", "SamplerConfig", "ensure_embedded", "load_generator", "make_sampler",
            "sampler_config"]

@@ -34,13 +34,15 @@ from transformers import CLIPTextConfig, CLIPTokenizer, FlaxCLIPTextModel
 
 from jaxsets.errors import UserError
 from jaxsets.generator import hf_weights
+from jaxsets.generator.config import SCHEDULERS as SCHEDULER_NAMES, check_scheduler
 
-SCHEDULERS = {
+SCHEDULERS = {  # the names of jaxsets.generator.config.SCHEDULERS, where they are checked
     "ddim": FlaxDDIMScheduler,
     "dpm_solver": FlaxDPMSolverMultistepScheduler,
     "euler": FlaxEulerDiscreteScheduler,
     "pndm": FlaxPNDMScheduler,
 }
+assert tuple(SCHEDULERS) == SCHEDULER_NAMES
 COMPONENTS = hf_weights.COMPONENTS
 
 
@@ -53,13 +55,6 @@ class SDParts:
   tokenizer: Any           # CLIPTokenizer
   scheduler_config: dict   # diffusers scheduler_config.json contents
   params: dict
-
-
-def check_scheduler(name: str) -> None:
-  """A UserError naming the choices unless `name` is a scheduler jaxsets can build."""
-  if name not in SCHEDULERS:
-    raise UserError(f"generator.scheduler={name!r}: unknown scheduler; use one of "
-                    f"{', '.join(SCHEDULERS)}.")
 
 
 def make_scheduler(name: str, scheduler_config: dict):

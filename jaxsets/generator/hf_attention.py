@@ -34,10 +34,9 @@ import jax.numpy as jnp
 from diffusers.models.attention_flax import FlaxAttention
 from diffusers.models.vae_flax import FlaxAttentionBlock
 
-from jaxsets.errors import UserError
+from jaxsets.generator.config import check_attention
 
 log = logging.getLogger("jaxsets")
-MODES = ("auto", "dot_product", "diffusers")
 
 
 def resolve_mode(mode: str, dtype, upcast_attention: bool = False) -> str:
@@ -47,8 +46,7 @@ def resolve_mode(mode: str, dtype, upcast_attention: bool = False) -> str:
   the last bits and the embedded default's published numbers were made with diffusers' path;
   dot_product everywhere else (GPU/TPU for speed, half precision anywhere for the float32 softmax).
   """
-  if mode not in MODES:
-    raise UserError(f"generator.attention={mode!r}: use one of {', '.join(MODES)}.")
+  check_attention(mode)
   half = jnp.dtype(dtype) != jnp.float32
   if mode == "diffusers" and half and upcast_attention:
     log.warning("generator.attention='diffusers' in %s ignores the UNet's upcast_attention: scores "

@@ -6,36 +6,20 @@ import hashlib
 import json
 import os
 
-import jax
-import jax.numpy as jnp
-
 from jaxsets.errors import UserError
-from jaxsets.generator import hf, hf_attention
-from jaxsets.generator.config import GeneratorConfig
+from jaxsets.generator import hf
+from jaxsets.generator.config import GeneratorConfig, check_generator, generator_dtype
 from jaxsets.generator.embedded.build import DESCRIPTION_FILE
 from jaxsets.generator.generator import Generator, sampler_config
 
 # Bump when the embedded model's architecture, training recipe or the bits its training computes
 # change: old caches are ignored. 2: trained without YNNPACK's fusions (jaxsets/xla_cpu.py).
 EMBEDDED_FORMAT = 2
-_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
 def compute_dtype(config):
   """generator.dtype of a run config as a jnp dtype (see generator_dtype)."""
   return generator_dtype(GeneratorConfig.from_config(config.generator))
-
-
-def generator_dtype(gen: GeneratorConfig):
-  """gen.dtype as a jnp dtype. "auto": bfloat16 for real Stable Diffusion on a GPU or TPU;
-  float32 on CPU (bf16 sampled slower there, STACK.md) and for the embedded model (its results)."""
-  name = gen.dtype
-  if name == "auto":
-    accelerated = jax.default_backend() in ("gpu", "tpu")
-    name = "bfloat16" if accelerated and gen.model != "embedded" else "float32"
-  if name not in _DTYPES:
-    raise UserError(f"generator.dtype={name!r}: use one of auto, {', '.join(_DTYPES)}.")
-  return _DTYPES[name]
 
 
 def cache_dir(config) -> str:
@@ -71,29 +55,6 @@ def model_folder(config) -> str:
                     f"Build it once (a few minutes on a CPU) with: "
                     f"jaxsets pretrain-generator --config CONFIG (the same --config and overrides).")
   return folder
-
-
-def check_generator_config(config):
-  """check_generator for a run config's `generator` section."""
-  return check_generator(GeneratorConfig.from_config(config.generator))
-
-
-def check_generator(gen: GeneratorConfig):
-  """Refuses a bad generator.dtype, generator.attention or generator.scheduler name, or a
-  sampler setting out of range (UserError), before anything is loaded; returns the compute dtype."""
-  if gen.num_inference_steps < 1:
-    raise UserError(f"generator.num_inference_steps={gen.num_inference_steps} must be at least 1 "
-                    "(the sampler's denoising steps; the embedded default uses 10, real SD 25).")
-  if gen.guidance_scale < 0:
-    raise UserError(f"generator.guidance_scale={gen.guidance_scale} must be 0 or above "
-                    "(classifier-free guidance: 1 is the prompt alone, 0 ignores it).")
-  if gen.max_prompt_length < 0:
-    raise UserError(f"generator.max_prompt_length={gen.max_prompt_length} must be 0 (the "
-                    "tokenizer's own limit) or a number of tokens.")
-  dtype = generator_dtype(gen)
-  hf_attention.resolve_mode(gen.attention, dtype)
-  hf.check_scheduler(gen.scheduler)
-  return dtype
 
 
 def load_generator(config, mesh=None) -> Generator:

@@ -5,7 +5,7 @@ import dataclasses
 from typing import Any
 
 from jaxsets import config_types
-from jaxsets.agent.rollout import ROLLOUTS
+from jaxsets.agent.config import ROLLOUTS
 from jaxsets.errors import UserError
 
 

@@ -14,7 +14,8 @@ from jaxsets.env import rollout as env_rollout
 from jaxsets.errors import UserError
 from jaxsets.loop import arms, driver
 from jaxsets.loop import state as st
-from jaxsets.loop.setup import check_config, make_setup
+from jaxsets.loop.checks import check_config
+from jaxsets.loop.setup import make_setup
 
 # Config keys that do not change what a run computes: a resumed run may change them.
 RESUMABLE_KEYS = ("loop.checkpoint_every", "loop.keep_checkpoints", "generator.cache_dir",

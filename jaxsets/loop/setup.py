@@ -3,35 +3,18 @@ generator loaded (pretrained first if it is the embedded one and not cached), th
 from __future__ import annotations
 
 import dataclasses
-import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from jaxsets import config_types, data, sharding
-from jaxsets.agent import PPOConfig, RewardConfig
+from jaxsets import data, sharding
+from jaxsets.agent import PPOConfig
 from jaxsets.classifier import ClassifierConfig
 from jaxsets.classifier.baseline import check_batch
 from jaxsets.data.device import DeviceSet, put_on_devices, whole_on_every_device
-from jaxsets.data.config import DataConfig
-from jaxsets.errors import UserError
-from jaxsets.loop.config import LoopConfig
-
-if TYPE_CHECKING:
-  from jaxsets.generator.config import GeneratorConfig
 from jaxsets.env.environment import EnvSpec, envs_split
+from jaxsets.errors import UserError
+from jaxsets.loop.checks import check_config
+from jaxsets.loop.config import LoopConfig
 from jaxsets.prompts import PromptBook, PromptsConfig, make_prompt_book
-
-
-@dataclasses.dataclass(frozen=True)
-class RunConfigs:
-  """Every section of a run config, typed and checked (`check_config`)."""
-  seed: int
-  loop: LoopConfig
-  ppo: PPOConfig
-  classifier: ClassifierConfig
-  reward: RewardConfig
-  data: DataConfig
-  generator: GeneratorConfig
-  prompts: PromptsConfig
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -63,39 +46,6 @@ class RunSetup:
   def update_every(self) -> int:
     """Steps between PPO updates: config.agent.update_every, or once per episode (0)."""
     return self.loop.update_period
-
-
-def check_loop_config(config) -> LoopConfig:
-  """Refuses impossible loop settings (and values of the wrong kind) before anything slow."""
-  return LoopConfig.from_config(config)
-
-
-def check_config(config) -> RunConfigs:
-  """Every check that needs neither data nor a model: a bad value fails in a second, before a
-  workdir is touched or anything slow starts. Returns the typed sections."""
-  # The generator package imports diffusers: not at import time.
-  from jaxsets.generator.config import GeneratorConfig
-  from jaxsets.generator.loading import check_generator
-  seed = config_types.read_value("seed", config_types.lookup(config, "seed"), int)
-  loop = check_loop_config(config)
-  generator = GeneratorConfig.from_config(config.generator)
-  check_generator(generator)
-  prompts = PromptsConfig.from_config(config.prompts)
-  if generator.model == "embedded":
-    from jaxsets.generator.embedded.pretrain import PretrainConfig
-    PretrainConfig.from_config(config.pretrain)
-  data_cfg = DataConfig.from_config(config.data)
-  try:
-    ppo = PPOConfig.from_config(config.agent)
-  except ValueError as e:
-    raise UserError(str(e)) from e
-  classifier = ClassifierConfig.from_config(config.classifier)
-  try:
-    reward = RewardConfig.from_config(config.reward)
-    json.dumps(config.to_dict())  # the workdir keeps it as config.json
-  except (TypeError, ValueError) as e:
-    raise UserError(f"bad config: {e}") from e
-  return RunConfigs(seed, loop, ppo, classifier, reward, data_cfg, generator, prompts)
 
 
 def class_names_for(prompts: PromptsConfig, splits) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from jaxsets.agent import plan_update, ppo_update
 from jaxsets.agent.acting import act_for_step
 from jaxsets.agent.episode_level import Plan, _plan_log_prob_and_entropy
 from jaxsets.agent.policy import ActorCritic
-from jaxsets.loop.setup import check_config
+from jaxsets.loop.checks import check_config
 
 CFG = check_config(config_loading.load_config_file("configs/digits.py")).ppo
 N, D, E, T = 10, 4, 4, 10
