@@ -12,8 +12,10 @@ import sys
 import tempfile
 import time
 
-# 2 steps of 10 images per episode, 2 episodes + the roll-out = 6 steps; a tiny generator.
+# 2 steps of 10 images per episode, 2 episodes + the roll-out = 6 steps; a tiny generator,
+# pretrained on batches of 16 (the default 64 made its 30 steps 30 s of the suite's critical path).
 TINY = ["--config.pretrain.steps=20", "--config.pretrain.vae_steps=10",
+        "--config.pretrain.batch_size=16",
         "--config.generator.num_inference_steps=3", "--config.classifier.baseline_steps=20",
         "--config.classifier.finetune_steps=4", "--config.loop.budget=20",
         "--config.agent.episodes=2", "--config.agent.num_envs=2"]
