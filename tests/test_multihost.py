@@ -70,7 +70,10 @@ def two_processes(tmp_path_factory, smoke):
       "to the 2 processes: they would split matmul sums differently (see the docstring)")
   workdir = str(tmp_path_factory.mktemp("two"))
   run_dir = str(tmp_path_factory.mktemp("two_run"))
-  env = {**smoke.env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+  # The suite's XLA flags (conftest.py) with 2 devices instead of 4.
+  flags = os.environ["XLA_FLAGS"].replace("device_count=4", "device_count=2")
+  assert "device_count=2" in flags, flags
+  env = {**smoke.env, "XLA_FLAGS": flags,
          "PJRT_NPROC": str(cpu_pool_threads(4))}
   address = f"127.0.0.1:{free_port()}"
   logs = tmp_path_factory.mktemp("logs")
