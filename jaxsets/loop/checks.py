@@ -1,6 +1,6 @@
 """Every check of a run config that needs neither data nor a model, in a module that imports
-neither: a bad value is refused in about a second (the commands call this before they import the
-loop), before a workdir is touched or anything slow starts."""
+neither: `jaxsets run` and `jaxsets compare` refuse a bad value in about a second, before they
+import the loop, touch a workdir or start anything slow."""
 from __future__ import annotations
 
 import dataclasses
