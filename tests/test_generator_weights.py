@@ -224,12 +224,23 @@ def test_conversion_holds_one_copy_of_the_weights(pt_folder, flax_params):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, ml_dtypes.bfloat16, np.float16])
-def test_layout_copy_matches_numpy(dtype):
+def test_layout_copy_matches_numpy(dtype, tmp_path, monkeypatch):
+  """Both sources: numpy arrays (msgpack, .bin) and tensors read from a safetensors file, whose
+  copies go in runs of rows through a scratch buffer (shrunk here so that every tensor takes
+  several runs, a partial last one included)."""
+  monkeypatch.setattr(hf_weights, "_CHUNK_BYTES", 96)
   rng = np.random.default_rng(0)
-  for shape, perm in (((37, 70), (1, 0)), ((19, 6, 3, 3), (2, 3, 1, 0)), ((33,), (0,))):
-    source = rng.standard_normal(shape).astype(np.float32)
-    got = np.asarray(hf_weights._to_device(source.transpose(perm), dtype))
-    assert got.dtype == dtype and np.array_equal(got, source.transpose(perm).astype(dtype))
+  cases = {"linear": ((37, 70), (1, 0)), "conv": ((19, 6, 3, 3), (2, 3, 1, 0)),
+           "vector": ((33,), (0,)), "square": ((20, 20), (0, 1)), "scalar": ((), ())}
+  sources = {name: rng.standard_normal(shape).astype(np.float32) for name, (shape, _) in cases.items()}
+  path = str(tmp_path / "w.safetensors")
+  safetensors.numpy.save_file(sources, path)
+  stored = dict(hf_weights.read_tensors(path))
+  for name, (shape, perm) in cases.items():
+    want = sources[name].transpose(perm).astype(dtype)
+    for source in (sources[name].transpose(perm), stored[name].transpose(*perm)):
+      got = np.asarray(hf_weights._to_device(source, dtype))
+      assert got.dtype == dtype and got.shape == want.shape and np.array_equal(got, want), name
   ids = np.arange(5, dtype=np.int32)  # integer leaves keep their dtype
   assert np.asarray(hf_weights._to_device(ids, dtype)).dtype == np.int32
 

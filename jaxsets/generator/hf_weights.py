@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import dataclasses
 import json
 import os
 import re
 import struct
+import threading
 from typing import Iterator
 
 import jax
@@ -86,8 +88,9 @@ def find_weight_file(folder: str, kind: str, variant: str = "") -> str:
 
 # ----------------------------------------------------------------------------- reading
 def read_tensors(path: str) -> Iterator[tuple[str, np.ndarray]]:
-  """(PyTorch name, numpy array) for every tensor in a safetensors / .bin file or a sharded
-  checkpoint's index.json; one tensor in memory at a time (each is freshly read, nothing mapped)."""
+  """(PyTorch name, tensor) for every tensor in a safetensors / .bin file or a sharded checkpoint's
+  index.json: a safetensors tensor as a `StoredTensor`, read when it is copied; a .bin tensor as a
+  numpy array, memory-mapped where torch can."""
   if path.endswith(".index.json"):
     with open(path) as f:
       weight_map = json.load(f)["weight_map"]
@@ -101,12 +104,10 @@ def read_tensors(path: str) -> Iterator[tuple[str, np.ndarray]]:
     raise UserError(f"{path}: not a weights format jaxsets reads (.safetensors, .bin, .msgpack).")
 
 
-def _read_safetensors(path: str) -> Iterator[tuple[str, np.ndarray]]:
+def _read_safetensors(path: str) -> Iterator[tuple[str, "StoredTensor"]]:
   """safetensors' layout: u64 header length, JSON header {name: dtype, shape, data_offsets}, data.
-  Each tensor is a read-only memory map of its own bytes: converting copies straight from the page
-  cache into the parameter's buffer (one fresh allocation per tensor, not a read buffer and then
-  a transposed copy), and dropping the map releases its pages, unlike a map of the whole file,
-  whose touched pages would count as resident memory until the file is closed."""
+  Yields each tensor as a `StoredTensor`, whose bytes are read only when it is copied into its
+  parameter (`_copy_stored`)."""
   size = os.path.getsize(path)
   with open(path, "rb") as f:
     try:
@@ -114,21 +115,93 @@ def _read_safetensors(path: str) -> Iterator[tuple[str, np.ndarray]]:
       header = json.loads(f.read(length))
     except (struct.error, ValueError, UnicodeDecodeError) as e:
       raise UserError(f"{path} is not a valid safetensors file ({e}); download it again.") from e
-    header.pop("__metadata__", None)
-    for name, info in sorted(header.items(), key=lambda item: item[1]["data_offsets"][0]):
-      if info["dtype"] not in _SAFETENSORS_DTYPES:
-        raise UserError(f"{path}: tensor {name} has dtype {info['dtype']}, which jaxsets does not "
-                        f"read ({', '.join(_SAFETENSORS_DTYPES)}); convert the file to float32/16.")
-      dtype, shape = np.dtype(_SAFETENSORS_DTYPES[info["dtype"]]), tuple(info["shape"])
-      start, end = info["data_offsets"]
-      nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-      if end - start != nbytes or 8 + length + end > size:
-        raise UserError(f"{path} is truncated or corrupt (tensor {name}); download it again.")
-      if nbytes == 0:  # nothing to map
-        yield name, np.empty(shape, dtype)
-        continue
-      yield name, np.memmap(f, dtype, mode="r", offset=8 + length + start, shape=shape or (1,)
-                            ).reshape(shape)
+  header.pop("__metadata__", None)
+  for name, info in sorted(header.items(), key=lambda item: item[1]["data_offsets"][0]):
+    if info["dtype"] not in _SAFETENSORS_DTYPES:
+      raise UserError(f"{path}: tensor {name} has dtype {info['dtype']}, which jaxsets does not "
+                      f"read ({', '.join(_SAFETENSORS_DTYPES)}); convert the file to float32/16.")
+    dtype, shape = np.dtype(_SAFETENSORS_DTYPES[info["dtype"]]), tuple(info["shape"])
+    start, end = info["data_offsets"]
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if end - start != nbytes or 8 + length + end > size:
+      raise UserError(f"{path} is truncated or corrupt (tensor {name}); download it again.")
+    yield name, StoredTensor(path, 8 + length + start, dtype, shape, tuple(range(len(shape))))
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredTensor:
+  """A tensor in a safetensors file, not yet read: where its bytes start, its dtype and stored
+  shape, and the axis order it is to be copied in. The PyTorch -> Flax transposes of `_flax_key`
+  are recorded here (`.T`, `.transpose`) and done while copying."""
+  path: str
+  offset: int
+  dtype: np.dtype
+  stored_shape: tuple[int, ...]
+  axes: tuple[int, ...]
+
+  @property
+  def shape(self) -> tuple[int, ...]:
+    return tuple(self.stored_shape[a] for a in self.axes)
+
+  @property
+  def ndim(self) -> int:
+    return len(self.stored_shape)
+
+  @property
+  def T(self) -> "StoredTensor":
+    return self.transpose(*reversed(range(self.ndim)))
+
+  def transpose(self, *axes: int) -> "StoredTensor":
+    return dataclasses.replace(self, axes=tuple(self.axes[a] for a in axes))
+
+
+def _copy_stored(source: StoredTensor, out: np.ndarray) -> None:
+  """Reads `source` into `out` (C order, the source's shape after its transpose, maybe another
+  dtype). The file is read with pread, not mapped: a map costs a page fault per 4 KB page (1.5-3
+  s for SD 2.1's UNet here) and its pages count as the process's memory while mapped. Bytes that
+  need no change go straight into `out`; the rest pass through a small per-thread buffer, in runs
+  of the source's leading rows, which a transpose makes `out`'s slabs along one axis."""
+  stored = source.stored_shape or (1,)
+  axes = source.axes or (0,)
+  target = out.reshape(stored) if not source.stored_shape else out
+  identity = axes == tuple(range(len(axes)))
+  with open(source.path, "rb", buffering=0) as f:
+    if identity and out.dtype == source.dtype:
+      _pread(f.fileno(), source.offset, target.reshape(-1).view(np.uint8))
+      return
+    row_bytes = int(np.prod(stored[1:], dtype=np.int64)) * source.dtype.itemsize
+    rows = _SLAB if not identity else max(1, _CHUNK_BYTES // max(row_bytes, 1))
+    row_axis = axes.index(0)  # where the source's rows land in `out`
+    for first in range(0, stored[0], rows):
+      count = min(rows, stored[0] - first)
+      chunk = _scratch(count * row_bytes)
+      _pread(f.fileno(), source.offset + first * row_bytes, chunk)
+      index = [slice(None)] * len(axes)
+      index[row_axis] = slice(first, first + count)
+      target[tuple(index)] = chunk.view(source.dtype).reshape((count,) + stored[1:]).transpose(axes)
+
+
+def _pread(fd: int, offset: int, buffer: np.ndarray) -> None:
+  """Fills the uint8 array `buffer` from the file at `offset` (os.preadv releases the GIL)."""
+  view, done = memoryview(buffer), 0
+  while done < len(view):
+    n = os.preadv(fd, [view[done:]], offset + done)
+    if n == 0:
+      raise UserError(f"a weights file ended early (fd {fd}, offset {offset + done}); it changed "
+                      "while loading or is truncated: download it again.")
+    done += n
+
+
+_scratch_buffers = threading.local()
+
+
+def _scratch(nbytes: int) -> np.ndarray:
+  """This thread's reusable uint8 buffer, at least `nbytes` (reused, so its pages are touched once;
+  it grows as needed, at most to the largest run read)."""
+  buffer = getattr(_scratch_buffers, "buffer", None)
+  if buffer is None or buffer.size < nbytes:
+    buffer = _scratch_buffers.buffer = aligned_empty((nbytes,), np.uint8)
+  return buffer[:nbytes]
 
 
 def _read_torch_pickle(path: str) -> Iterator[tuple[str, np.ndarray]]:
@@ -194,16 +267,19 @@ def load_params(path: str, kind: str, shapes, dtype) -> dict:
   return traverse_util.unflatten_dict(flat)
 
 
-def _to_device(array: np.ndarray, dtype) -> jax.Array:
-  """`array` (a memory-mapped tensor, often a transposed view) copied into a C-ordered device
-  array, floating leaves in `dtype`. The copy goes into a 64-byte-aligned host buffer, which the
-  CPU backend takes without a second copy. A transposed view is copied in slabs of its last axis
-  (the source's rows): numpy's plain `a.T` copy strides through memory and ran 5x slower on a
-  [4096, 1024] kernel. Copies and casts release the GIL, so several run at once on a pool."""
+def _to_device(array, dtype) -> jax.Array:
+  """`array` (a `StoredTensor`, or a numpy array, often a transposed view) copied into a C-ordered
+  device array, floating leaves in `dtype`. The copy goes into a 64-byte-aligned host buffer,
+  which the CPU backend takes without a second copy. A transposed array is copied in slabs of its
+  last axis (the source's rows): numpy's plain `a.T` copy strides through memory and ran 5x slower
+  on a [4096, 1024] kernel. Reads, copies and casts release the GIL, so several run at once on a
+  pool."""
   floating = np.issubdtype(array.dtype, np.floating) or array.dtype == ml_dtypes.bfloat16
   target = np.dtype(dtype) if floating else array.dtype
   out = aligned_empty(array.shape, target)
-  if array.flags.c_contiguous or array.ndim < 2:
+  if isinstance(array, StoredTensor):
+    _copy_stored(array, out)
+  elif array.flags.c_contiguous or array.ndim < 2:
     out[...] = array
   else:
     for start in range(0, array.shape[-1], _SLAB):
@@ -213,6 +289,7 @@ def _to_device(array: np.ndarray, dtype) -> jax.Array:
 
 _ALIGN = 64  # bytes: the alignment at which XLA's CPU client aliases a numpy buffer
 _SLAB = 16   # columns per copy when transposing (fastest of 8..64 on a 2-core CPU)
+_CHUNK_BYTES = 4 << 20  # per read through the scratch buffer when nothing is transposed
 _WORKERS, _IN_FLIGHT = 2, 4
 
 
