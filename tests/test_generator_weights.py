@@ -273,3 +273,15 @@ def test_hub_download_fetches_one_weights_file_per_component(flax_folder, pt_fol
   assert got == ["text_encoder/model.safetensors", "unet/diffusion_flax_model.msgpack",
                  "vae/diffusion_pytorch_model.safetensors"]
   assert calls == [("org/tiny-sd", "v1")] * 2  # Flax for all three, then PyTorch for the two
+
+
+def test_a_file_cut_short_while_loading_is_a_clear_error(tmp_path):
+  """The header is checked against the file's size before reading; a file truncated after that
+  (replaced mid-load) must not leave a parameter half-filled with whatever the buffer held."""
+  path = str(tmp_path / "w.safetensors")
+  safetensors.numpy.save_file({"w": np.ones((64, 32), np.float32)}, path)
+  stored = dict(hf_weights.read_tensors(path))["w"]
+  os.truncate(path, os.path.getsize(path) - 100)
+  for source in (stored, stored.T):  # straight into the parameter, and through the runs
+    with pytest.raises(UserError, match="ended at byte .* download it again"):
+      hf_weights._to_device(source, np.float32)
