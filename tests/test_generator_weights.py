@@ -115,6 +115,25 @@ def test_sharded_safetensors(pt_folder, flax_params, tmp_path):
   with open(os.path.join(unet, "diffusion_pytorch_model.safetensors.index.json"), "w") as f:
     json.dump({"metadata": {}, "weight_map": {k: f for f, ks in shards.items() for k in ks}}, f)
   assert_same(flax_params, hf.load_parts(folder).params)
+  os.remove(os.path.join(unet, "diffusion_pytorch_model-00002-of-00002.safetensors"))
+  with pytest.raises(UserError, match="names shards that are not there: "
+                                      "diffusion_pytorch_model-00002-of-00002.safetensors"):
+    hf.load_parts(folder)
+
+
+def test_progress_bar_on_request_only(pt_folder, capfd, monkeypatch):
+  """`progress=True` shows a bar over the three weight files' bytes that ends full; the default
+  shows nothing. (The bar waits a second before showing; here it shows at once.)"""
+  monkeypatch.setattr(hf, "_PROGRESS_DELAY_S", 0.0)
+  total = sum(hf_weights.file_bytes(hf_weights.find_weight_file(pt_folder, kind))
+              for kind in hf_weights.COMPONENTS)
+  capfd.readouterr()
+  hf.load_parts(pt_folder)
+  assert "load generator" not in capfd.readouterr().err
+  hf.load_parts(pt_folder, progress=True)
+  err = capfd.readouterr().err
+  from tqdm import tqdm
+  assert "load generator: 100%" in err and tqdm.format_sizeof(total) in err, err[-300:]
 
 
 def _write_bins(folder):

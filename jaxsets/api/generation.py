@@ -20,7 +20,7 @@ def load_generator(model: str, *, image_size: int, channels: int = 3, dtype: str
                    scheduler: str = "ddim", num_inference_steps: int = 25,
                    guidance_scale: float = 7.5, negative_prompt: str = "",
                    max_prompt_length: int = 0, attention: str = "auto", revision: str = "",
-                   variant: str = "", mesh=None):
+                   variant: str = "", mesh=None, quiet: bool = True):
   """A Stable Diffusion `Generator` whose images are resized to the classifier's resolution.
 
   Args:
@@ -41,6 +41,8 @@ def load_generator(model: str, *, image_size: int, channels: int = 3, dtype: str
     variant: weight files with this infix, e.g. "fp16" for `diffusion_pytorch_model.fp16.safetensors`
       ("" = the plain files); whatever the files hold, parameters are cast to `dtype`.
     mesh: a one-axis `jax.sharding.Mesh` (default: every device); the batch is split over it.
+    quiet: False shows a progress bar on stderr while the weights load (when that takes over a
+      second).
 
   Example:
     >>> import jax, jaxsets
@@ -63,7 +65,7 @@ def load_generator(model: str, *, image_size: int, channels: int = 3, dtype: str
                         max_prompt_length=int(max_prompt_length), attention=attention,
                         revision=revision, variant=variant)
   return loading.load_model(gen, model, image_size=int(image_size), channels=int(channels),
-                            mesh=mesh)
+                            mesh=mesh, quiet=quiet)
 
 
 def load_generator_from_config(config, *, mesh=None, quiet: bool = True):
@@ -83,7 +85,7 @@ def load_generator_from_config(config, *, mesh=None, quiet: bool = True):
 
   if config.generator.model == "embedded":
     make.ensure_embedded(config, quiet=quiet)
-  return loading.load_generator(config, mesh)
+  return loading.load_generator(config, mesh, quiet=quiet)
 
 
 def make_prompt_book(generator, class_names: Sequence[str], *,

@@ -32,7 +32,7 @@ def run(args, config) -> int:
   from jaxsets.generator import load_generator
   from jaxsets.imaging import image_grid, save_png
 
-  generator = load_generator(config)
+  generator = load_generator(config, quiet=False)  # a bar when loading takes over a second
   seed = int(config.seed if args.seed is None else args.seed)
   ids = generator.tokenize([args.prompt] * args.num_images)
   start = time.time()

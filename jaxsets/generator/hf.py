@@ -20,6 +20,7 @@ os.environ.setdefault("USE_TORCH", "0")  # nor PyTorch: no part of the generator
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
 import diffusers
 import transformers
@@ -209,14 +210,18 @@ def _check_vocabulary(tokenizer, text_config, folder: str) -> None:
                     "model. Copy tokenizer/ from the model the text encoder came from.")
 
 
+_PROGRESS_DELAY_S = 1.0  # a load shorter than this shows no bar (the embedded model's: 0.1 s)
+
+
 def load_parts(model: str, dtype=jnp.float32, max_prompt_length: int = 0, *, revision: str = "",
-               variant: str = "") -> SDParts:
+               variant: str = "", progress: bool = False) -> SDParts:
   """Loads a Stable Diffusion model (folder or Hugging Face id) as `SDParts` in `dtype`.
 
   No model is initialised: parameter shapes come from `jax.eval_shape`, and each weights file is
   converted tensor by tensor (hf_weights). `variant` picks files such as
   `diffusion_pytorch_model.fp16.safetensors`; whatever dtype the files hold, parameters come out
-  in `dtype`.
+  in `dtype`. `progress`: a bar over the weight files' bytes on stderr, for a load that takes
+  more than a second.
   """
   _check_dtype(dtype)
   folder = resolve_model_folder(model, revision=revision, variant=variant)
@@ -234,13 +239,18 @@ def load_parts(model: str, dtype=jnp.float32, max_prompt_length: int = 0, *, rev
   # Shapes are traced, never run: no random weights are made only to be replaced. Tracing the
   # UNet and VAE (seconds of Python) overlaps reading the text encoder (file reads and copies,
   # which release the GIL); transformers traced the text encoder's when `text` was built.
-  with concurrent.futures.ThreadPoolExecutor(1) as tracer:
+  total = sum(hf_weights.file_bytes(path) for path in weight_files.values())
+  with concurrent.futures.ThreadPoolExecutor(1) as tracer, tqdm(
+      total=total, desc="load generator", unit="B", unit_scale=True, disable=not progress,
+      delay=_PROGRESS_DELAY_S, dynamic_ncols=True) as bar:
     traced = {kind: tracer.submit(jax.eval_shape, module.init_weights, key)
               for kind, module in (("unet", unet), ("vae", vae))}
     params = {"text_encoder": hf_weights.load_params(weight_files["text_encoder"], "text_encoder",
-                                                     text.params_shape_tree, dtype)}
+                                                     text.params_shape_tree, dtype, bar.update)}
     for kind, shapes in traced.items():
-      params[kind] = hf_weights.load_params(weight_files[kind], kind, shapes.result(), dtype)
+      params[kind] = hf_weights.load_params(weight_files[kind], kind, shapes.result(), dtype,
+                                            bar.update)
+    bar.update(total - bar.n)  # the files' headers and skipped buffers: the bar ends full
   with open(os.path.join(folder, "scheduler", "scheduler_config.json")) as f:
     scheduler_config = json.load(f)
   return SDParts(text, unet, vae, tokenizer, scheduler_config, params)

@@ -87,15 +87,33 @@ def find_weight_file(folder: str, kind: str, variant: str = "") -> str:
 
 
 # ----------------------------------------------------------------------------- reading
+def file_bytes(path: str) -> int:
+  """The size of a weights file, or of all the shards a sharded checkpoint's index.json names."""
+  return sum(map(os.path.getsize, _shards(path))) if path.endswith(".index.json") \
+      else os.path.getsize(path)
+
+
+def _shards(index_path: str) -> list[str]:
+  """The shard files an index.json names, each once, in first-mention order; a UserError naming
+  any that is missing."""
+  with open(index_path) as f:
+    weight_map = json.load(f)["weight_map"]
+  shards = [os.path.join(os.path.dirname(index_path), name)
+            for name in dict.fromkeys(weight_map.values())]
+  missing = [os.path.basename(p) for p in shards if not os.path.isfile(p)]
+  if missing:
+    raise UserError(f"{index_path} names shards that are not there: {', '.join(missing[:3])}. "
+                    "Download the component's weights again (all its shards).")
+  return shards
+
+
 def read_tensors(path: str) -> Iterator[tuple[str, np.ndarray]]:
   """(PyTorch name, tensor) for every tensor in a safetensors / .bin file or a sharded checkpoint's
   index.json: a safetensors tensor as a `StoredTensor`, read when it is copied; a .bin tensor as a
   numpy array, memory-mapped where torch can."""
   if path.endswith(".index.json"):
-    with open(path) as f:
-      weight_map = json.load(f)["weight_map"]
-    for shard in dict.fromkeys(weight_map.values()):  # each shard once, in first-mention order
-      yield from read_tensors(os.path.join(os.path.dirname(path), shard))
+    for shard in _shards(path):
+      yield from read_tensors(shard)
   elif path.endswith(".safetensors"):
     yield from _read_safetensors(path)
   elif path.endswith(".bin"):
@@ -150,6 +168,10 @@ class StoredTensor:
   @property
   def T(self) -> "StoredTensor":
     return self.transpose(*reversed(range(self.ndim)))
+
+  @property
+  def nbytes(self) -> int:
+    return int(np.prod(self.stored_shape, dtype=np.int64)) * self.dtype.itemsize
 
   def transpose(self, *axes: int) -> "StoredTensor":
     return dataclasses.replace(self, axes=tuple(self.axes[a] for a in axes))
@@ -226,9 +248,10 @@ def _read_torch_pickle(path: str) -> Iterator[tuple[str, np.ndarray]]:
 
 
 # ----------------------------------------------------------------------------- converting
-def load_params(path: str, kind: str, shapes, dtype) -> dict:
+def load_params(path: str, kind: str, shapes, dtype, on_read=None) -> dict:
   """`kind`'s parameters from `path`, as the Flax tree `shapes` describes (a tree of
-  ShapeDtypeStructs from jax.eval_shape), floating leaves in `dtype`, on the default device."""
+  ShapeDtypeStructs from jax.eval_shape), floating leaves in `dtype`, on the default device.
+  `on_read(nbytes)`, if given, is called in this thread as each tensor's bytes are placed."""
   target = traverse_util.flatten_dict(shapes)
   if path.endswith(".msgpack"):
     with open(path, "rb") as f:
@@ -241,8 +264,9 @@ def load_params(path: str, kind: str, shapes, dtype) -> dict:
     tensors = (_flax_key(name, array, target, indexed) for name, array in read_tensors(path)
                if not name.endswith(_BUFFERS))
   flat, unexpected, wrong = {}, [], {}
-  # This thread maps and renames; the pool copies (numpy copies release the GIL). At most
-  # _IN_FLIGHT tensors wait, which bounds the pages held beyond the parameters.
+  on_read = on_read or (lambda nbytes: None)
+  # This thread reads headers and renames; the pool reads and copies (both release the GIL). At
+  # most _IN_FLIGHT tensors wait, which bounds the memory held beyond the parameters.
   with concurrent.futures.ThreadPoolExecutor(_WORKERS) as pool:
     pending = collections.deque()
     for key, array in tensors:
@@ -252,13 +276,15 @@ def load_params(path: str, kind: str, shapes, dtype) -> dict:
         wrong[key] = (f"shape of {'/'.join(key)}: config says {tuple(target[key].shape)}, weights "
                       f"have {tuple(array.shape)}")
       else:
-        pending.append((key, pool.submit(_to_device, array, dtype)))
+        pending.append((key, array.nbytes, pool.submit(_to_device, array, dtype)))
       del array
-      while len(pending) > _IN_FLIGHT or pending and pending[0][1].done():
-        done_key, future = pending.popleft()
+      while len(pending) > _IN_FLIGHT or pending and pending[0][2].done():
+        done_key, nbytes, future = pending.popleft()
         flat[done_key] = future.result()
-    for done_key, future in pending:
+        on_read(nbytes)
+    for done_key, nbytes, future in pending:
       flat[done_key] = future.result()
+      on_read(nbytes)
   missing = sorted("/".join(k) for k in set(target) - set(flat) - set(wrong))
   if missing or unexpected or wrong:
     detail = "; ".join(filter(None, [f"missing {missing[:3]}" if missing else "",

@@ -57,19 +57,21 @@ def model_folder(config) -> str:
   return folder
 
 
-def load_generator(config, mesh=None) -> Generator:
+def load_generator(config, mesh=None, *, quiet: bool = True) -> Generator:
   """The generator `config.generator` names, compiled for the data's resolution and channels."""
   return load_model(GeneratorConfig.from_config(config.generator), model_folder(config),
-                    image_size=config.data.image_size, channels=config.data.channels, mesh=mesh)
+                    image_size=config.data.image_size, channels=config.data.channels, mesh=mesh,
+                    quiet=quiet)
 
 
 def load_model(gen: GeneratorConfig, folder: str, *, image_size: int, channels: int,
-               mesh=None) -> Generator:
+               mesh=None, quiet: bool = True) -> Generator:
   """The generator in `folder` (a diffusers folder or a Hugging Face id) with `gen`'s settings,
-  its images resized to uint8 [B, image_size, image_size, channels]."""
+  its images resized to uint8 [B, image_size, image_size, channels]. Unless `quiet`, a load that
+  takes over a second shows a progress bar."""
   dtype = check_generator(gen)
   parts = hf.load_parts(folder, dtype=dtype, max_prompt_length=gen.max_prompt_length,
-                        revision=gen.revision, variant=gen.variant)
+                        revision=gen.revision, variant=gen.variant, progress=not quiet)
   return Generator(parts, sampler_config(gen, parts, out_size=image_size, out_channels=channels),
                    guidance_scale=gen.guidance_scale, negative_prompt=gen.negative_prompt,
                    mesh=mesh)

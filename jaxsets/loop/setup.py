@@ -98,7 +98,7 @@ def make_setup(config, *, quiet: bool = False) -> RunSetup:
   check_batch(c.classifier, mesh)  # before the generator loads: a minibatch split over the devices
   if c.generator.model == "embedded":
     ensure_embedded(config, quiet=quiet)  # pretrains once where the cache is empty
-  generator = load_generator(config, mesh)
+  generator = load_generator(config, mesh, quiet=quiet)
   book = make_prompt_book(generator.parts.tokenizer, c.prompts.template, c.prompts.domains,
                           names, generator.max_length)
   check_dictionary(book)
